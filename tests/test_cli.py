@@ -1,0 +1,77 @@
+"""The installed library and its console script, used from outside the repository as a user would."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import ROOT, run, tool
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    "A small synthetic corpus in AESDD layout, with two files a loader must skip."
+    from ser_nbdev.synth import make_corpus
+    root = make_corpus(tmp_path_factory.mktemp("corpus") / "tiny", n_speakers=4, n_utterances=2)
+    (root / "sadness" / "s09 (1).wav").write_bytes(b"RIFF\x1c\x00\x00\x00WAVEfmt ")  # a header and nothing else
+    (root / "anger" / "a09 (1).wav").write_text("not audio")
+    return root
+
+
+def test_imports_installed_package_from_outside(tmp_path):
+    r = run([tool("python"), "-c", "import ser_nbdev, ser_nbdev.cli as c; print(ser_nbdev.__version__, c.__all__)"],
+            cwd=tmp_path)
+    assert "main" in r.stdout
+
+
+def test_help_explains_every_command(tmp_path):
+    out = run([tool("ser-nbdev"), "--help"], cwd=tmp_path).stdout
+    for cmd in ("demo", "inspect", "train", "evaluate", "predict", "experiments"):
+        assert cmd in out
+        sub = run([tool("ser-nbdev"), cmd, "--help"], cwd=tmp_path).stdout
+        assert "usage: ser-nbdev " + cmd in sub
+
+
+def test_inspect_reports_skipped_files(corpus, tmp_path):
+    out = run([tool("ser-nbdev"), "inspect", str(corpus)], cwd=tmp_path).stdout
+    assert out.strip().splitlines()[-1] == "clips 40 labels 5 speakers 4 skipped 2"
+    assert "s09 (1).wav" in out and "a09 (1).wav" in out
+
+
+def test_inspect_missing_folder_is_a_clear_error(tmp_path):
+    r = run([tool("ser-nbdev"), "inspect", str(tmp_path / "nowhere")], cwd=tmp_path, check=False)
+    assert r.returncode == 2
+    assert "nowhere" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_evaluate_predict(corpus, tmp_path):
+    out = tmp_path / "run"
+    r = run([tool("ser-nbdev"), "train", "--data", str(corpus), "--epochs", "2", "--out", str(out), "--quiet"],
+            cwd=tmp_path)
+    assert "test accuracy" in r.stdout
+    for name in ("model.pt", "metrics.json", "learning_curves.png", "confusion.png"):
+        assert (out / name).stat().st_size > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"]["n_test"] == 8 and len(metrics["confusion"]) == 5
+
+    r = run([tool("ser-nbdev"), "evaluate", str(out / "model.pt"), "--data", str(corpus), "--quiet"], cwd=tmp_path)
+    assert f"accuracy {metrics['test_accuracy']:.1%}" in r.stdout  # the same test clips as in training
+
+    wav = tmp_path / "clip.wav"
+    y, sr = sf.read(corpus / "anger" / "a01 (1).wav")
+    sf.write(wav, np.stack([y, y], axis=1), sr, subtype="PCM_24")  # stereo 24-bit: mixed down and read
+    r = run([tool("ser-nbdev"), "predict", str(out / "model.pt"), str(wav)], cwd=tmp_path)
+    line = r.stdout.strip().splitlines()[-1]
+    probs = [float(v) for v in line.split("(")[1].rstrip(")").split()[1::2]]
+    assert abs(sum(probs) - 1) < 2e-3 and len(probs) == 5
+
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    r = run([tool("ser-nbdev"), "predict", str(out / "model.pt"), str(bad), str(wav)], cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "bad.wav" in r.stderr and "clip.wav:" in r.stdout
+
+
+def test_predict_missing_checkpoint(tmp_path):
+    r = run([tool("ser-nbdev"), "predict", str(tmp_path / "none.pt"), str(tmp_path / "x.wav")], cwd=tmp_path,
+            check=False)
+    assert r.returncode == 2 and "none.pt" in r.stderr
