@@ -8,4 +8,4 @@ NOTEBOOKS = sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.start
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(nb):
-    run([tool("nbdev-test"), "--path", str(nb), "--n-workers", "0"], cwd=ROOT)
+    run([tool("nbdev-test"), str(nb), "--n-workers", "0"], cwd=ROOT)
