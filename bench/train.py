@@ -1,0 +1,163 @@
+"""Seconds per training epoch at batch size 1 against length-bucketed batches, same model and data, one run.
+
+Both runs train the study's CNN on the study's split (80/20 stratified, `random_state=42`), with validation carved
+from the training part (15%), and are stepped epoch by epoch in turn (interleaved), so a machine shared with other
+work slows both alike. An epoch's time counts training and the validation pass.
+
+- bs1: the study's loop: one clip per Adam step, validation one clip at a time, default (NCHW) memory layout.
+- bucketed: `TrainConfig()` defaults: batches of clips of similar length padded to the longest and masked,
+  validation in length-sorted padded batches under `torch.inference_mode`, channels_last memory layout.
+
+Accuracy is honest: the test accuracy of the epoch chosen on validation, as a mean over `--seeds` seeds.
+`--ablation` first times the steps between the two (a few interleaved epochs each) and prints what each bought.
+Runs on the embedded corpus, or any corpus the loaders read with `--data PATH`. A benchmark, not a test. The last
+line reads `speedup <R>x acc_bs1 <A> acc_bucketed <B>` (R on the device named in the first line; A and B in percent).
+
+    python bench/train.py [--data PATH] [--epochs 20] [--seeds 3] [--batch-size 8] [--ablation]
+"""
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ser_nbdev.data import carve_validation, load_corpus, study_split
+from ser_nbdev.features import corpus_features
+from ser_nbdev.mel import FeatureConfig
+from ser_nbdev.train import Trainer, TrainConfig, evaluate, pick_device
+
+
+class UnsortedTrainer(Trainer):
+    "Padded batches drawn at random, ignoring length: the baseline that the length buckets improve on."
+    def batches(self, epoch: int) -> list[list[int]]:
+        order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.x_train)).tolist()
+        return [order[i:i + self.cfg.batch_size] for i in range(0, len(order), self.cfg.batch_size)]
+
+
+def study_bs1(cfg: TrainConfig) -> TrainConfig:
+    "The study's loop: one clip per step, one clip per validation step, NCHW."
+    return replace(cfg, strategy='bs1', eval_batch_size=1, channels_last=False)
+
+
+def interleave(runs: dict, epochs: int, threads: dict | None = None) -> dict:
+    "Step every run once per round for `epochs` rounds, rotating who goes first; returns each run's epoch seconds."
+    names = list(runs)
+    for r in range(epochs):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            if threads and name in threads:
+                torch.set_num_threads(threads[name])
+            runs[name].step()
+    return {name: run.history.seconds for name, run in runs.items()}
+
+
+def ablation(data: tuple, cfg: TrainConfig, label_names: list, epochs: int, base_threads: int) -> None:
+    "Time the steps from the study's loop to the bucketed one, interleaved, and print what each bought."
+    steps = [  # (name, what changed, trainer class, config, threads)
+        ('bs1 study', 'one clip per step and per validation step', Trainer, study_bs1(cfg), base_threads),
+        ('bs1 + batched val', 'validation in sorted padded batches', Trainer,
+         replace(study_bs1(cfg), eval_batch_size=cfg.eval_batch_size), base_threads),
+        ('padded, unsorted', f'random batches of {cfg.batch_size}, padded', UnsortedTrainer,
+         replace(cfg, eval_batch_size=1, channels_last=False), base_threads),
+        ('+ sorted by length', 'length buckets', Trainer, replace(cfg, eval_batch_size=1, channels_last=False),
+         base_threads),
+        ('+ batched val', 'validation in sorted padded batches', Trainer, replace(cfg, channels_last=False),
+         base_threads),
+        ('+ channels_last', 'NHWC memory layout (final)', Trainer, cfg, base_threads),
+        ('final, 1 thread', 'torch.set_num_threads(1)', Trainer, cfg, 1),
+    ]
+    runs = {name: cls(*data, c, label_names) for name, _, cls, c, _ in steps}
+    seconds = interleave(runs, epochs, {name: t for name, *_, t in steps})
+    torch.set_num_threads(base_threads)
+    base = np.median(seconds['bs1 study'])
+    print(f'\nablation: median seconds per epoch over {epochs} interleaved epochs (seed {cfg.seed})')
+    print(f"{'step':<22}{'change':<46}{'s/epoch':>9}{'vs bs1':>8}")
+    for name, change, *_ in steps:
+        s = np.median(seconds[name])
+        print(f'{name:<22}{change:<46}{s:>9.2f}{base / s:>7.2f}x')
+    print()
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--data', help='corpus folder (default: the embedded synthetic corpus)')
+    p.add_argument('--epochs', type=int, default=20, help='epochs per run (no early stopping, so times compare)')
+    p.add_argument('--seeds', type=int, default=3, help='seeds 0..N-1; accuracy is their mean')
+    p.add_argument('--layers', type=int, default=3)
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--batch-size', type=int, default=TrainConfig.batch_size)
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    p.add_argument('--ablation', action='store_true', help='first time each step between the two loops')
+    p.add_argument('--ablation-epochs', type=int, default=3)
+    p.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'train.json'))
+    args = p.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    device = pick_device('auto')
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()
+    print(f'device: {device.type} ({name}), torch {torch.__version__}, {threads} CPU threads, '
+          f'{os.cpu_count()} CPUs visible')
+
+    corpus = load_corpus(args.data)
+    specs = corpus_features(corpus, FeatureConfig(), progress=False)
+    labels, label_names = np.array(corpus.column('label')), corpus.labels
+    train_all, test_idx = study_split(labels)
+    frames = np.array([s.shape[1] for s in specs])
+    print(f"data: {args.data or 'embedded corpus'}: {len(specs)} clips, {len(label_names)} classes, "
+          f'{frames.mean():.0f} frames per clip on average (min {frames.min()}, max {frames.max()})')
+
+    base = TrainConfig(strategy='bucketed', layers=args.layers, lr=args.lr, epochs=args.epochs,
+                       batch_size=args.batch_size, patience=0, threads=threads)
+    pick = lambda idx: [specs[i] for i in idx]
+    if args.ablation:
+        train_idx, val_idx = carve_validation(train_all, labels, base.val_size, seed=0)
+        data = (pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx])
+        ablation(data, base, label_names, args.ablation_epochs, threads)
+
+    results = {'bs1': [], 'bucketed': []}
+    for seed in range(args.seeds):
+        train_idx, val_idx = carve_validation(train_all, labels, base.val_size, seed=seed)
+        data = (pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx])
+        cfgs = {'bs1': study_bs1(replace(base, seed=seed)), 'bucketed': replace(base, seed=seed)}
+        runs = {k: Trainer(*data, c, label_names) for k, c in cfgs.items()}
+        interleave(runs, args.epochs)
+        line = [f'seed {seed}: train {len(train_idx)} val {len(val_idx)} test {len(test_idx)}']
+        for k, run in runs.items():
+            acc = evaluate(run.best_model(), pick(test_idx), labels[test_idx])['accuracy']
+            h = run.history
+            results[k].append(dict(seed=seed, seconds=h.seconds, best_epoch=h.best_epoch, test_acc=acc,
+                                   val_acc=h.val_acc[h.best_epoch - 1]))
+            line.append(f'{k} {np.median(h.seconds):.2f} s/epoch, test {acc:.1%} (epoch {h.best_epoch})')
+        print(' | '.join(line), flush=True)
+
+    sec = {k: float(np.median([s for r in rs for s in r['seconds']])) for k, rs in results.items()}
+    acc = {k: 100 * float(np.mean([r['test_acc'] for r in rs])) for k, rs in results.items()}
+    std = {k: 100 * float(np.std([r['test_acc'] for r in rs])) for k, rs in results.items()}
+    speedup = sec['bs1'] / sec['bucketed']
+    print(f"median seconds per epoch: bs1 {sec['bs1']:.2f}, bucketed {sec['bucketed']:.2f} "
+          f'(batches of {args.batch_size}); honest test accuracy over {args.seeds} seeds: '
+          f"bs1 {acc['bs1']:.1f} +- {std['bs1']:.1f}, bucketed {acc['bucketed']:.1f} +- {std['bucketed']:.1f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = dict(device=f'{device.type} ({name})', threads=threads, torch=torch.__version__,
+                  data=args.data or 'embedded', epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size,
+                  seconds_per_epoch=sec, speedup=speedup, test_acc_mean=acc, test_acc_std=std, runs=results,
+                  commands=['python bench/train.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, out)
+    print(f"speedup {speedup:.2f}x acc_bs1 {acc['bs1']:.1f} acc_bucketed {acc['bucketed']:.1f}")
+
+
+if __name__ == '__main__':
+    main()

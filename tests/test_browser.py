@@ -1,0 +1,99 @@
+"""The learner's path: JupyterLab in a real browser runs the Mel chapter, and moving a slider redraws the figure."""
+import json, os, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+DRIVER = ROOT / "tests" / "browser"
+CHAPTER = "04_mel.ipynb"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[list[str]]:
+    "Command lines of the processes whose parent is `pid` (Linux /proc)."
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append((stat.parent / "cmdline").read_bytes().decode().split("\0"))
+        except (OSError, IndexError, ValueError):
+            pass  # a process that ended while we looked
+    return found
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    "JupyterLab on 127.0.0.1 with this venv's kernel, serving a copy of nbs/ (and a plots/ beside it for `../plots`)."
+    root = tmp_path / "lab"
+    shutil.copytree(ROOT / "nbs", root / "nbs", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    (root / "plots").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "MPLBACKEND"))}
+    for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"), ("JUPYTER_RUNTIME_DIR", "run"),
+                     ("JUPYTERLAB_SETTINGS_DIR", "settings"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")):
+        env[var] = str(tmp_path / "jupyter" / sub)  # nothing from ~/.jupyter, nothing left behind
+    port, token = _free_port(), secrets.token_hex(16)
+    log = open(tmp_path / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         "--ServerApp.port_retries=0", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start:\n{(tmp_path / 'jupyterlab.log').read_text()[-4000:]}")
+                time.sleep(0.5)
+        yield dict(url=f"{base}/lab/tree/nbs/{CHAPTER}?reset&token={token}", server=server, root=root,
+                   log=tmp_path / "jupyterlab.log")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the kernels it started (its own session)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+def test_mel_widget_in_jupyterlab(jupyterlab, tmp_path):
+    # CI installs these (.ci/run); without them this test fails rather than skips
+    assert CHROMIUM.exists(), "Debian's chromium is missing: apt-get install -y chromium"
+    assert shutil.which("node"), "node is missing: apt-get install -y nodejs npm"
+    assert (DRIVER / "node_modules" / "playwright-core").is_dir(), "run: npm ci --prefix tests/browser"
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    r = subprocess.run(["node", str(DRIVER / "mel_widget.mjs"), jupyterlab["url"], str(shots)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0 and r.stdout.strip(), f"driver exited {r.returncode}\n{r.stdout}\n{r.stderr}"
+    seen = json.loads(r.stdout.strip().splitlines()[-1])
+    server_log = jupyterlab["log"].read_text()[-3000:]
+    assert "failure" not in seen, f"{seen}\n--- JupyterLab log\n{server_log}"
+
+    # the kernel JupyterLab started is this venv's Python (so `import ser_nbdev` is the checkout)
+    kernels = [c for c in _children(jupyterlab["server"].pid) if "ipykernel_launcher" in c]
+    assert kernels and all(c[0] == sys.executable for c in kernels), kernels
+
+    assert seen["nCodeCells"] > 20 and seen["unexecuted"] == 0, seen
+    assert not [e for e in seen["cellErrors"] if "Traceback" in e or "Error" in e], seen["cellErrors"]
+    assert (jupyterlab["root"] / "plots" / "spec.png").stat().st_size > 0  # `../plots` went to the copy
+    assert seen["before"]["n_mels"] == "128" and seen["after"]["n_mels"] != "128", seen
+    assert seen["figureChanged"], seen
+    assert not seen["widgetErrors"], seen["widgetErrors"]
+    assert not seen["pageErrors"] and not seen["consoleErrors"], (seen["pageErrors"], seen["consoleErrors"])
+
+    for name in ("jupyterlab_mel_before.png", "jupyterlab_mel_after.png"):  # what a learner sees, for the README
+        shutil.copyfile(shots / name, ROOT / "plots" / name)
