@@ -6,7 +6,7 @@
 2. End to end, from the audio files: the study's pipeline (load at the native rate, noisereduce's default
    non-stationary gating with `y_noise=y[:sr]`, librosa Mel at that rate, `power_to_db(ref=np.max)`) against the
    package's default (`corpus_features` into an empty cache: load at 22.05 kHz, the 'quiet' denoiser, extract,
-   cache write), plus where each pipeline spends its time.
+   cache write), plus where each pipeline spends its CPU time (one process, one thread, every 4th clip).
 
 Runs on the embedded corpus, and on AESDD when `--data PATH` or `SER_NBDEV_AESDD` is given. A benchmark, not a test;
 the machine may be shared, so compare ratios from one run. The last line reads
@@ -28,7 +28,7 @@ import torch
 
 from ser_nbdev.data import Corpus, load_audio, load_corpus
 from ser_nbdev.denoise import denoise
-from ser_nbdev.features import cache_key, corpus_features, extract
+from ser_nbdev.features import cache_key, corpus_features, extract, preprocess
 from ser_nbdev.mel import FeatureConfig, log_mel
 
 
@@ -45,10 +45,15 @@ def chunks(n: int, k: int) -> list[np.ndarray]:
     return [np.arange(i, n, k) for i in range(k)]
 
 
-def timed(fn, *args):
-    t = time.perf_counter()
+def timed(fn, *args, clock=time.perf_counter):
+    t = clock()
     out = fn(*args)
-    return out, time.perf_counter() - t
+    return out, clock() - t
+
+
+def cpu_timed(fn, *args):
+    "Like `timed`, in CPU seconds of this process: a per-stage breakdown that other load on the machine hardly moves."
+    return timed(fn, *args, clock=time.process_time)
 
 
 def bench_features(ys: list[np.ndarray], cfg: FeatureConfig, device: str, k: int = 6) -> tuple[float, float, float]:
@@ -82,30 +87,34 @@ def bench_e2e(corpus: Corpus, cfg: FeatureConfig, workers: int, k: int = 3) -> t
 
 
 def stages(corpus: Corpus, cfg: FeatureConfig, step: int = 4) -> tuple[dict, dict]:
-    "Seconds per stage on every step-th clip, one process: the study's and the package's pipelines."
+    "CPU seconds per stage on every step-th clip, one process, one thread: the study's and the package's pipelines."
     study, pkg = dict(load=0.0, noisereduce=0.0, features=0.0), dict(hash=0.0, load=0.0, denoise=0.0, extract=0.0)
     ys = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    study_pipeline(corpus.clips[0].path), extract([preprocess(corpus.clips[0].path, cfg)], cfg)   # lazy imports, JIT
     for c in corpus.clips[::step]:
-        (y, sr), dt = timed(lambda: librosa.load(c.path, sr=None))
+        (y, sr), dt = cpu_timed(lambda: librosa.load(c.path, sr=None))
         study['load'] += dt
-        y, dt = timed(lambda: nr.reduce_noise(y=y, sr=sr, y_noise=y[:sr]))
+        y, dt = cpu_timed(lambda: nr.reduce_noise(y=y, sr=sr, y_noise=y[:sr]))
         study['noisereduce'] += dt
-        study['features'] += timed(lambda: librosa.power_to_db(librosa.feature.melspectrogram(
+        study['features'] += cpu_timed(lambda: librosa.power_to_db(librosa.feature.melspectrogram(
             y=y, sr=sr, n_fft=2048, hop_length=512, n_mels=128, fmax=8000), ref=np.max))[1]
-        pkg['hash'] += timed(cache_key, c.path, cfg)[1]
-        (y, sr), dt = timed(load_audio, c.path, cfg.sr)
+        pkg['hash'] += cpu_timed(cache_key, c.path, cfg)[1]
+        (y, sr), dt = cpu_timed(load_audio, c.path, cfg.sr)
         pkg['load'] += dt
-        y, dt = timed(lambda: denoise(y, sr, method=cfg.denoise))
+        y, dt = cpu_timed(lambda: denoise(y, sr, method=cfg.denoise))
         pkg['denoise'] += dt
         ys.append(y)
-    pkg['extract'] = timed(extract, ys, cfg)[1]
+    pkg['extract'] = cpu_timed(extract, ys, cfg)[1]
+    torch.set_num_threads(threads)
     return study, pkg
 
 
 def report_stages(name: str, t: dict, audio_s: float) -> None:
     total = sum(t.values())
-    parts = ', '.join(f'{k} {audio_s / v:.0f} audio-s/s ({v / total:.0%})' for k, v in t.items())
-    print(f'  stages    {name}: {audio_s / total:.0f} audio-s/s in one process; {parts}')
+    parts = ', '.join(f'{k} {1000 * v / audio_s:.2f} ({v / total:.0%})' for k, v in t.items())
+    print(f'  cpu       {name}: {1000 * total / audio_s:.2f} ms per audio-s = {parts}')
 
 
 def main(argv=None) -> None:
@@ -143,6 +152,7 @@ def main(argv=None) -> None:
         sub_s = float(sum(corpus.column('duration')[::4]))
         report_stages('study  ', study, sub_s)
         report_stages('package', pkg, sub_s)
+        print(f'  cpu       package/study: {sum(study.values()) / sum(pkg.values()):.1f}x less CPU per audio-second')
     last = final[corpora[-1][0]]
     e2e = f"{last['e2e']:.1f}x" if 'e2e' in last else 'n/a'
     print(f"speedup {last['speedup']:.1f}x max_abs_db_diff {worst:.1e} e2e_speedup {e2e}")

@@ -105,9 +105,10 @@ def main(argv=None):
     if args.take_spread is not None: synth.TAKE_SPREAD = args.take_spread
     if args.speaker_spread is not None: synth.SPEAKER_SPREAD = args.speaker_spread
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         root = args.corpus or synth.make_corpus(Path(tmp) / 'corpus')
-        print(f"corpus: {len(list(root.glob('*/*.wav')))} clips, made in {time.perf_counter() - t0:.1f} s")
+        print(f"corpus: {len(list(root.glob('*/*.wav')))} clips, made in {time.perf_counter() - t0:.1f} s "
+              f"({time.process_time() - c0:.1f} s CPU)")
         X, y, spk, utt = load_features(root)
     print(f"train: speakers {TRAIN_SPEAKERS} minus sentences {VAL_UTTERANCES} (validation, epoch selection); "
           f"test: speakers {TEST_SPEAKERS}; chance 0.20")

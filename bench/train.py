@@ -98,6 +98,7 @@ def main(argv=None) -> None:
     p.add_argument('--ablation-epochs', type=int, default=3)
     p.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'train.json'))
     args = p.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, also when redirected
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -8,13 +8,13 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/denoise.html.md"""
 __all__ = ['METHODS', 'snr_db', 'gate_sizes', 'hann', 'gate_stft', 'overlap_add', 'noise_stats', 'quietest', 'triangle',
            'gate_mask', 'spectral_gate', 'denoise']
 
-# %% ../nbs/02_denoise.ipynb #07011478
+# %% ../nbs/02_denoise.ipynb #55afe07d
 import numpy as np
 import noisereduce
 import scipy.fft
 from scipy.ndimage import convolve1d
 
-# %% ../nbs/02_denoise.ipynb #98aa26b5
+# %% ../nbs/02_denoise.ipynb #4d2803d5
 METHODS: tuple[str, ...] = ('none', 'study', 'quiet')
 
 def snr_db(clean: np.ndarray, estimate: np.ndarray) -> float:
@@ -22,7 +22,7 @@ def snr_db(clean: np.ndarray, estimate: np.ndarray) -> float:
     clean, estimate = np.asarray(clean, np.float64), np.asarray(estimate, np.float64)
     return float(10 * np.log10(np.sum(clean ** 2) / np.sum((clean - estimate) ** 2)))
 
-# %% ../nbs/02_denoise.ipynb #8a116411
+# %% ../nbs/02_denoise.ipynb #da4f8c6c
 def gate_sizes(sr: int, n_fft: int | None = None, hop_length: int | None = None) -> tuple[int, int]:
     "The gate's STFT size (a power of two near 12 ms: 256 at 22050 Hz) and hop (half of it) unless given."
     n_fft = n_fft or int(2 ** round(np.log2(sr * 256 / 22050)))
@@ -51,7 +51,7 @@ def overlap_add(frames: np.ndarray, hop_length: int, n: int) -> np.ndarray:
         norm[j:j + T] += w2
     return (out / np.maximum(norm, 1e-10)).ravel()[n_fft // 2: n_fft // 2 + n]
 
-# %% ../nbs/02_denoise.ipynb #002d9377
+# %% ../nbs/02_denoise.ipynb #4216940c
 def noise_stats(P: np.ndarray, top_db: float = 80.0) -> tuple[np.ndarray, np.ndarray]:
     "Per-frequency mean and std (dB) of noise power frames P (T, K), floored `top_db` below each frequency's peak."
     D = 10 * np.log10(P + 1e-30)
@@ -80,7 +80,7 @@ def gate_mask(P: np.ndarray, thresh: np.ndarray, sr: int, hop_length: int, freq_
     mask = convolve1d(mask, triangle(nf), axis=1, mode='constant')
     return convolve1d(mask, triangle(nt), axis=0, mode='constant')
 
-# %% ../nbs/02_denoise.ipynb #10606e2d
+# %% ../nbs/02_denoise.ipynb #b6bdde20
 def spectral_gate(y: np.ndarray, sr: int, n_std: float = 1.0, y_noise: np.ndarray | None = None,
                   quiet: float = 0.1, n_fft: int | None = None, hop_length: int | None = None,
                   freq_smooth_hz: float = 500.0, time_smooth_ms: float = 50.0, top_db: float = 80.0) -> np.ndarray:

@@ -8,7 +8,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/features.html.md"""
 __all__ = ['LogMel', 'extract', 'preprocess', 'default_cache_dir', 'cache_key', 'CacheError', 'save_entry', 'load_entry',
            'corpus_features']
 
-# %% ../nbs/04b_features.ipynb #60456def
+# %% ../nbs/04b_features.ipynb #42cd9f4e
 import hashlib
 import json
 import os
@@ -31,7 +31,7 @@ from .data import load_audio
 from .denoise import denoise
 from .mel import FeatureConfig, mel_filterbank
 
-# %% ../nbs/04b_features.ipynb #acf8e87d
+# %% ../nbs/04b_features.ipynb #98b225c0
 class LogMel(torch.nn.Module):
     "Batched log-Mel in dB: float64 centred STFT (constant padding), Mel matrix, per-clip ref = max, top_db floor."
     def __init__(self, cfg: FeatureConfig | None = None, fft_dtype: torch.dtype = torch.float64, amin: float = 1e-10):
@@ -58,7 +58,7 @@ class LogMel(torch.nn.Module):
         S_db = (S_db - ref).clamp(min=-c.top_db).masked_fill(pad, -c.top_db)
         return S_db.transpose(1, 2).contiguous(), frames
 
-# %% ../nbs/04b_features.ipynb #4b5c8cda
+# %% ../nbs/04b_features.ipynb #8899ccff
 _CPU_BATCH_SAMPLES = 2 ** 18  # per CPU batch: its STFT (a few MB) stays in cache; about 12 s of audio at 22.05 kHz
 
 def _batches(lengths: list[int], batch_size: int, max_samples: int | None = None) -> list[list[int]]:
@@ -110,14 +110,14 @@ def extract(ys: list[np.ndarray], cfg: FeatureConfig | None = None, device: str 
         list(pool.map(run, _batches(lengths, batch_size, _CPU_BATCH_SAMPLES)))
     return out
 
-# %% ../nbs/04b_features.ipynb #36445429
+# %% ../nbs/04b_features.ipynb #b0eb467b
 def preprocess(path: str | Path, cfg: FeatureConfig | None = None) -> np.ndarray:
     "The waveform the extractor consumes: the file loaded at `cfg.sr`, then denoised with `cfg.denoise`."
     cfg = cfg or FeatureConfig()
     y, sr = load_audio(path, sr=cfg.sr)
     return np.asarray(denoise(y, sr, method=cfg.denoise), dtype=np.float32)
 
-# %% ../nbs/04b_features.ipynb #c85cf49d
+# %% ../nbs/04b_features.ipynb #7c124016
 _CHUNK = 64  # clips extracted (and cached) at a time
 
 def default_cache_dir() -> Path:
@@ -130,7 +130,7 @@ def cache_key(path: str | Path, cfg: FeatureConfig) -> str:
     blob = json.dumps({'audio': audio, 'cfg': asdict(cfg), 'version': __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
-# %% ../nbs/04b_features.ipynb #7f0de85e
+# %% ../nbs/04b_features.ipynb #4e954e3e
 class CacheError(ValueError):
     "A cache entry that fails verification."
 
@@ -162,22 +162,27 @@ def load_entry(file: Path, key: str, n_mels: int) -> np.ndarray:
         raise CacheError('checksum mismatch')
     return S_db
 
-# %% ../nbs/04b_features.ipynb #b242dbc4
+# %% ../nbs/04b_features.ipynb #720322a2
 def _preprocessed(paths: list[Path], cfg: FeatureConfig, workers: int):
     "Yield `preprocess(path, cfg)` in order; on Linux from `workers` forked processes, up to `_CHUNK` files ahead."
     if workers <= 1 or len(paths) < 2 * workers or not sys.platform.startswith('linux'):
         yield from (preprocess(p, cfg) for p in paths)
         return
     from ser_nbdev.features import preprocess as job   # the library's function: picklable from any namespace
+    yield preprocess(paths[0], cfg)   # here first, so the workers inherit what it imports lazily (librosa, soxr)
     # fork, as torch's DataLoader does: workers start at once, without re-importing torch or the caller's script
     with ProcessPoolExecutor(workers, mp_context=get_context('fork')) as pool:
         ahead = deque()
-        for p in paths:
-            ahead.append(pool.submit(job, p, cfg))
-            if len(ahead) > _CHUNK:
+        try:
+            for p in paths[1:]:
+                ahead.append(pool.submit(job, p, cfg))
+                if len(ahead) > _CHUNK:
+                    yield ahead.popleft().result()
+            while ahead:
                 yield ahead.popleft().result()
-        while ahead:
-            yield ahead.popleft().result()
+        finally:   # the caller stopped early (an error, an interrupt): drop the files not yet started
+            for future in ahead:
+                future.cancel()
 
 def corpus_features(corpus, cfg: FeatureConfig | None = None, cache_dir: str | Path | None = None,
                     device: str | torch.device | None = None, progress: bool = True,

@@ -7,15 +7,15 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/stft.html.md"""
 # %% auto #0
 __all__ = ['frame', 'get_window', 'stft', 'n_frames', 'power_spectrogram']
 
-# %% ../nbs/03_stft.ipynb #2ce68a88
+# %% ../nbs/03_stft.ipynb #df77b44d
 import numpy as np
 
-# %% ../nbs/03_stft.ipynb #df8bf0fc
+# %% ../nbs/03_stft.ipynb #23520651
 def frame(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
     "Overlapping frames of `y` as a read-only view, shape (frame_length, n_frames); frame m starts at m * hop_length."
     return np.lib.stride_tricks.sliding_window_view(np.asarray(y), frame_length)[::hop_length].T
 
-# %% ../nbs/03_stft.ipynb #fcf2ed8a
+# %% ../nbs/03_stft.ipynb #2e68bc9c
 def get_window(window: str | np.ndarray, n: int) -> np.ndarray:
     "Periodic window of length `n`: 'hann', 'hamming', 'rectangular' (or 'boxcar'), or an array of length `n`."
     k = np.arange(n)
@@ -27,7 +27,7 @@ def get_window(window: str | np.ndarray, n: int) -> np.ndarray:
     if window in ('rectangular', 'boxcar'): return np.ones(n)
     raise ValueError(f"unknown window {window!r}; expected 'hann', 'hamming', 'rectangular' or an array")
 
-# %% ../nbs/03_stft.ipynb #f437e9d0
+# %% ../nbs/03_stft.ipynb #89849941
 def stft(y: np.ndarray, n_fft: int = 2048, hop_length: int = 512, window: str | np.ndarray = 'hann',
          center: bool = True) -> np.ndarray:
     "STFT, shape (1 + n_fft // 2, n_frames); `center` pads n_fft // 2 zeros at each end, as librosa 0.11 does."
@@ -36,13 +36,13 @@ def stft(y: np.ndarray, n_fft: int = 2048, hop_length: int = 512, window: str | 
     X = np.fft.rfft(get_window(window, n_fft)[:, None] * frame(y, n_fft, hop_length), axis=0)
     return X.astype(np.complex64) if y.dtype == np.float32 else X   # librosa's dtype for float32 audio
 
-# %% ../nbs/03_stft.ipynb #4762ece8
+# %% ../nbs/03_stft.ipynb #8d635697
 def n_frames(n_samples: int, n_fft: int = 2048, hop_length: int = 512, center: bool = True) -> int:
     "Number of STFT frames of a signal of `n_samples` samples (0 if uncentred and shorter than one frame)."
     if center: return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
     return max(0, 1 + (n_samples - n_fft) // hop_length)
 
-# %% ../nbs/03_stft.ipynb #2f57ee90
+# %% ../nbs/03_stft.ipynb #73199a48
 def power_spectrogram(y: np.ndarray, n_fft: int = 2048, hop_length: int = 512, window: str | np.ndarray = 'hann',
                       center: bool = True) -> np.ndarray:
     "Power spectrogram |STFT|^2, shape (1 + n_fft // 2, n_frames)."

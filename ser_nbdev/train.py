@@ -10,7 +10,7 @@ __all__ = ['STRATEGIES', 'CHECKPOINT_VERSION', 'TrainConfig', 'pick_device', 'lr
            'predict_proba', 'confusion_matrix', 'scores', 'History', 'Trainer', 'fit', 'plot_learning_curves',
            'plot_confusion', 'evaluate', 'CheckpointError', 'Checkpoint', 'save_checkpoint', 'load_checkpoint']
 
-# %% ../nbs/08_train.ipynb #73808858
+# %% ../nbs/08_train.ipynb #84cf25cf
 import copy
 import math
 import os
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from .batching import BucketSampler, normalise, pad_batch, resize_spec
 from .models import ResizedCNN, StudyCNN
 
-# %% ../nbs/08_train.ipynb #895db3ae
+# %% ../nbs/08_train.ipynb #1b01d9b0
 STRATEGIES = ('bs1', 'resized', 'bucketed')
 
 @dataclass
@@ -70,7 +70,7 @@ def _as_dict(cfg) -> dict | None:
         return None
     return asdict(cfg) if is_dataclass(cfg) else dict(cfg)
 
-# %% ../nbs/08_train.ipynb #95576149
+# %% ../nbs/08_train.ipynb #90f636c5
 def pick_device(name: str = 'auto') -> torch.device:
     "The device to train on: 'auto' picks cuda, then Apple's mps, then cpu; any other name goes to torch."
     if name != 'auto':
@@ -93,7 +93,7 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-# %% ../nbs/08_train.ipynb #ceaf5f52
+# %% ../nbs/08_train.ipynb #30c8be32
 def prepare(specs: Sequence[np.ndarray], strategy: str) -> list[np.ndarray]:
     "Network inputs from (n_mels, T) dB spectrograms: scaled to [0, 1], and resized to 256 frames for 'resized'."
     if strategy == 'resized':
@@ -118,7 +118,7 @@ def collate(inputs: Sequence[np.ndarray], idx: Sequence[int]) -> tuple[torch.Ten
     "The clips `idx` as one padded (B, 1, n_mels, T) batch and their valid frames (B,); zeros pad (the floor)."
     return pad_batch([inputs[i] for i in idx], fill=0.0)
 
-# %% ../nbs/08_train.ipynb #5e2b052b
+# %% ../nbs/08_train.ipynb #417aae5e
 def model_config(model: nn.Module) -> dict:
     "What rebuilds `model`'s architecture: kind, classes, layers, dropout, batch norm (and input shape if resized)."
     conf = dict(kind='resized' if isinstance(model, ResizedCNN) else 'study', n_classes=model.head.out_features,
@@ -142,7 +142,7 @@ def new_model(cfg: TrainConfig, n_classes: int, n_mels: int = 128) -> nn.Module:
         return ResizedCNN(input_shape=(n_mels, 256), **kw)
     return StudyCNN(**kw)
 
-# %% ../nbs/08_train.ipynb #895f697e
+# %% ../nbs/08_train.ipynb #335ab873
 def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -167,7 +167,7 @@ def predict_proba(model: nn.Module, specs: Sequence[np.ndarray], batch_size: int
     strategy = 'resized' if isinstance(model, ResizedCNN) else 'bucketed'
     return predict_logits(model, prepare(specs, strategy), batch_size).softmax(1).numpy()
 
-# %% ../nbs/08_train.ipynb #c01c498d
+# %% ../nbs/08_train.ipynb #af843012
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
     "Counts C[i, j] of clips of class i predicted as class j."
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
@@ -183,7 +183,7 @@ def scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> dict
     return dict(accuracy=float(tp.sum() / C.sum()), uar=float(np.mean(tp[present] / support[present])),
                 macro_f1=float(f1.mean()), confusion=C)
 
-# %% ../nbs/08_train.ipynb #48c976be
+# %% ../nbs/08_train.ipynb #e7a5135e
 @dataclass
 class History:
     "Per-epoch learning curves of one run, and the epoch whose weights were kept."
@@ -200,15 +200,16 @@ class History:
         "Epochs run so far."
         return len(self.train_loss)
 
-# %% ../nbs/08_train.ipynb #a21d9d3a
+# %% ../nbs/08_train.ipynb #c3b302a2
 class Trainer:
     "One training run, an epoch per `step()`: `fit` loops it; a benchmark can interleave two runs."
     def __init__(self, train_specs: Sequence[np.ndarray], train_labels: Sequence, val_specs: Sequence[np.ndarray],
-                 val_labels: Sequence, cfg: TrainConfig, label_names: Sequence[str],
+                 val_labels: Sequence, cfg: TrainConfig, label_names: Sequence[str], feature_cfg=None,
                  augment: Callable | None = None):
         if len(val_specs) == 0:
             raise ValueError('fit needs a validation set (carved from the training data) to pick the best epoch')
         self.cfg, self.label_names, self.augment = cfg, list(label_names), augment
+        self.feature_cfg = _as_dict(feature_cfg)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
@@ -292,9 +293,12 @@ class Trainer:
     def best_model(self) -> nn.Module:
         "The model with the weights of the best validation epoch, in eval mode."
         self.model.load_state_dict(self.best_state)
+        # the model remembers what it was trained on, so evaluate and save_checkpoint need not be told
+        self.model.label_names, self.model.feature_cfg = self.label_names, self.feature_cfg
+        self.model.train_cfg = asdict(self.cfg)
         return self.model.eval()
 
-# %% ../nbs/08_train.ipynb #b521daf7
+# %% ../nbs/08_train.ipynb #9134f569
 def fit(train_specs: Sequence[np.ndarray], train_labels: Sequence, val_specs: Sequence[np.ndarray],
         val_labels: Sequence, cfg: TrainConfig | None = None, label_names: Sequence[str] | None = None,
         feature_cfg=None, augment: Callable | None = None, progress: bool = True) -> tuple[nn.Module, History]:
@@ -302,19 +306,16 @@ def fit(train_specs: Sequence[np.ndarray], train_labels: Sequence, val_specs: Se
     cfg = cfg or TrainConfig()
     if label_names is None:
         label_names = sorted(set(train_labels))
-    trainer = Trainer(train_specs, train_labels, val_specs, val_labels, cfg, label_names, augment)
+    trainer = Trainer(train_specs, train_labels, val_specs, val_labels, cfg, label_names, feature_cfg, augment)
     bar = tqdm(total=cfg.epochs, desc=f'{cfg.strategy} {cfg.layers} layers', disable=not progress, unit='epoch')
     while not trainer.done:
         h = trainer.step()
         bar.update()
         bar.set_postfix(loss=f'{h.train_loss[-1]:.3f}', val_acc=f'{h.val_acc[-1]:.3f}', best=h.best_epoch)
     bar.close()
-    model = trainer.best_model()
-    # the model remembers where its inputs came from, so save_checkpoint can store it
-    model.feature_cfg, model.label_names, model.train_cfg = _as_dict(feature_cfg), list(label_names), asdict(cfg)
-    return model, trainer.history
+    return trainer.best_model(), trainer.history
 
-# %% ../nbs/08_train.ipynb #35083ab0
+# %% ../nbs/08_train.ipynb #0318a2ec
 def plot_learning_curves(history: History, title: str = '', path: str | Path | None = None) -> plt.Figure:
     "Training and validation loss and accuracy per epoch, the kept epoch marked; saved to `path` if given."
     epochs = np.arange(1, history.epochs + 1)
@@ -349,7 +350,7 @@ def plot_confusion(confusion: np.ndarray, label_names: Sequence[str], title: str
         fig.savefig(path, dpi=100)
     return fig
 
-# %% ../nbs/08_train.ipynb #04feb72d
+# %% ../nbs/08_train.ipynb #e6c25ea2
 def evaluate(model: nn.Module, specs: Sequence[np.ndarray], labels: Sequence,
              label_names: Sequence[str] | None = None, batch_size: int = 32) -> dict:
     "Loss, accuracy, UAR, macro F1 and confusion matrix of `model` on (n_mels, T) dB spectrograms."
@@ -360,7 +361,7 @@ def evaluate(model: nn.Module, specs: Sequence[np.ndarray], labels: Sequence,
     out = scores(y.numpy(), logits.argmax(1).numpy(), len(label_names))
     return dict(n=len(y), loss=F.cross_entropy(logits, y).item(), **out, label_names=label_names)
 
-# %% ../nbs/08_train.ipynb #9b7ec242
+# %% ../nbs/08_train.ipynb #b3c4f519
 CHECKPOINT_VERSION = 1
 
 class CheckpointError(ValueError):

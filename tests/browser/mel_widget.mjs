@@ -29,23 +29,30 @@ try {
 
   await page.goto(url);
   await page.locator('.jp-Notebook .jp-Cell').first().waitFor();
-  const idle = page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]');
-  await idle.waitFor();  // the kernel has started
+  await page.keyboard.press('Control+b');  // fold the file browser away: the chapter gets the width
+  // the status bar names the kernel once it is connected ('No Kernel | Initializing' until then)
+  const idle = page.locator('.jp-StatusBar-TextItem[title^="Change kernel"]', { hasText: /^Python 3.*\| Idle$/ });
+  await idle.waitFor();
   note('notebook open, kernel idle');
 
-  // Run > Run All Cells, as a learner would
+  // Run > Run All Cells, as a learner would; done when no cell is queued or running and the kernel is idle
+  // (read from the notebook model: the prompts of the exercise solutions are hidden with their source)
   await page.locator('.lm-MenuBar-itemLabel', { hasText: /^Run$/ }).click();
   await page.locator('.lm-Menu-itemLabel', { hasText: /^Run All Cells$/ }).click();
-  await page.locator('.jp-Notebook-ExecutionIndicator[data-status="busy"]').waitFor();
-  await idle.waitFor();
+  await page.locator('.jp-CodeCell .jp-InputArea-prompt', { hasText: '[*]' }).first().waitFor();
+  await page.waitForFunction(() => {
+    const cells = [...window.jupyterapp.shell.currentWidget.content.model.cells];
+    const kernel = document.querySelector('.jp-StatusBar-TextItem[title^="Change kernel"]')?.textContent;
+    return cells.every((c) => c.type !== 'code' || c.executionState !== 'running') && /\| Idle$/.test(kernel);
+  }, null, { polling: 500 });
   note('run all: kernel idle again');
-
-  // every code cell ran (a cell that raised stops Run All, leaving the rest unnumbered)
-  const prompts = await page.locator('.jp-CodeCell .jp-InputArea-prompt').allTextContents();
-  result.nCodeCells = prompts.length;
-  result.unexecuted = prompts.filter((p) => !/^\[\d+\]:$/.test(p.trim())).length;
-  result.cellErrors = await page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
-    .allTextContents();
+  const cells = await page.evaluate(() => [...window.jupyterapp.shell.currentWidget.content.model.cells]
+    .filter((c) => c.type === 'code')
+    .map((c) => ({ n: c.executionCount, errors: c.outputs.toJSON().filter((o) => o.output_type === 'error')
+      .map((o) => `${o.ename}: ${o.evalue}`) })));
+  result.nCodeCells = cells.length;
+  result.unexecuted = cells.filter((c) => c.n === null).length;
+  result.cellErrors = cells.flatMap((c) => c.errors);
 
   // the live widget (the saved one is replaced when its cell runs)
   const widget = page.locator('.widget-interact').first();
@@ -54,32 +61,47 @@ try {
   const figure = widget.locator('.widget-output img');
   await figure.waitFor();
   const cell = page.locator('.jp-CodeCell', { has: widget });
-  await cell.evaluate((e) => e.scrollIntoView({ block: 'start' }));
-  await page.waitForTimeout(300);  // let the scroll settle before the picture
+  // frame the widget's cell (its code, the sliders, the figure) at the bottom of the notebook's scroll area
+  const frame = async () => {
+    await figure.evaluate((img) => img.complete || new Promise((ok) => { img.onload = ok; }));
+    // cells above render at their true height as they come into view and shift the page: repeat until still
+    for (let i = 0; i < 10; i++) {
+      const moved = await cell.evaluate((e) => {
+        const outer = e.closest('.jp-WindowedPanel-outer');
+        const delta = Math.round(e.getBoundingClientRect().bottom - outer.getBoundingClientRect().bottom + 8);
+        outer.scrollTop += delta;
+        return Math.abs(delta) > 1;
+      });
+      await page.waitForTimeout(300);
+      if (!moved) break;
+    }
+  };
+  await frame();
   result.before = { n_mels: (await readout.textContent()).trim(), src: await figure.getAttribute('src') };
   await page.screenshot({ path: join(outDir, 'jupyterlab_mel_before.png') });
   note(`widget found, n_mels ${result.before.n_mels}`);
 
-  // drag the handle to a quarter of the track and let go: continuous_update=False fires on release
+  // drag the handle to a tenth of the track and let go: continuous_update=False fires on release
   const handle = slider.locator('.noUi-handle');
   const track = await slider.locator('.noUi-base').boundingBox();
   const h = await handle.boundingBox();
   await page.mouse.move(h.x + h.width / 2, h.y + h.height / 2);
   await page.mouse.down();
-  await page.mouse.move(track.x + 0.25 * track.width, h.y + h.height / 2, { steps: 8 });
+  await page.mouse.move(track.x + 0.1 * track.width, h.y + h.height / 2, { steps: 8 });
   await page.mouse.up();
   await page.waitForFunction(([sel, old]) => {
     const img = document.querySelector(sel);
     return img && img.complete && img.getAttribute('src') !== old;
   }, ['.widget-interact .widget-output img', result.before.src]);
   await idle.waitFor();
-  await page.waitForTimeout(300);
+  await frame();
   result.after = { n_mels: (await readout.textContent()).trim(), src: await figure.getAttribute('src') };
   await page.screenshot({ path: join(outDir, 'jupyterlab_mel_after.png') });
   note(`figure redrawn, n_mels ${result.after.n_mels}`);
 
-  result.widgetErrors = await page.locator('.jupyter-widgets.widget-error, .jp-RenderedText:has-text("Error displaying widget")')
-    .allTextContents();
+  // a widget that failed to render, or an exception in the callback (shown inside the widget's output)
+  result.widgetErrors = await page.locator('.widget-error, .jp-RenderedText:has-text("Error displaying widget"), '
+    + '.widget-output [data-mime-type="application/vnd.jupyter.stderr"]').allTextContents();
 } catch (e) {
   result.failure = String(e);
 } finally {

@@ -1,0 +1,76 @@
+"""Honest test accuracy of the same model with and without on-the-fly augmentation, mean over seeds.
+
+Both arms train the study's CNN on the study's split (80/20 stratified, `random_state=42`) with validation carved
+from the training part (15%, per seed), keep the epoch chosen on validation and score the test set once
+(`ser_nbdev.experiments.run_experiment`). The augmented arm passes `augment=Augmenter()` (chapter 07): a fresh Mel
+shift, noise, frequency mask and time mask, each with probability 0.6, on every training batch. Validation and test
+clips are never augmented. `--ablation` runs chapter 07's ablation instead of the two arms: each transform alone, all
+but each, and the study's masks filled with the loudest value. Runs on the embedded corpus, or any corpus the loaders
+read with `--data PATH`. A benchmark, not a test. The last line reads
+`augment_gain <G> acc_plain <A> acc_augmented <B>` (G in points, A and B in percent).
+
+    python bench/augment.py [--data PATH] [--seeds 0 1 2] [--epochs 30] [--layers 3] [--ablation]
+"""
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ser_nbdev.augment import Augmenter, ablation_augmenters, augment_table, compare_augment
+from ser_nbdev.experiments import corpus_data
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--data', help='corpus folder (default: the embedded synthetic corpus)')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds; accuracy is their mean')
+    p.add_argument('--epochs', type=int, default=30, help='at most this many epochs per run')
+    p.add_argument('--patience', type=int, default=10, help='stop after this many epochs without a better validation')
+    p.add_argument('--layers', type=int, default=3)
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--strategy', default='bucketed', choices=['bs1', 'resized', 'bucketed'])
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    p.add_argument('--ablation', action='store_true', help='each transform alone and all but each, too')
+    p.add_argument('--out', default=None, help='JSON record (default: bench/results/augment[_ablation].json)')
+    args = p.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    name = torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or platform.machine()
+    print(f'device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
+    data = corpus_data(args.data)
+    print(f"data: {args.data or 'embedded corpus'}: {len(data[0])} clips, {len(data[2])} classes; "
+          f'{args.strategy}, {args.layers} layers, lr {args.lr:g}, at most {args.epochs} epochs, seeds {args.seeds}')
+
+    augmenters = ablation_augmenters() if args.ablation else {'none': None, 'all': Augmenter()}
+    runs = compare_augment(augmenters, data, seeds=args.seeds, progress=True, strategy=args.strategy,
+                           layers=args.layers, lr=args.lr, epochs=args.epochs, patience=args.patience)
+    print(augment_table(runs))
+
+    acc = {k: 100 * float(np.mean([r['test_acc'] for r in rs])) for k, rs in runs.items()}
+    out = Path(args.out or Path(__file__).parent / 'results' / f"augment{'_ablation' if args.ablation else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    keep = ('seed', 'epochs', 'best_epoch', 'val_acc', 'test_acc', 'test_uar', 'test_macro_f1', 'n_train', 'n_val',
+            'n_test', 'seconds_per_epoch', 'confusion')
+    record = dict(device=f'{device} ({name})', torch=torch.__version__, data=args.data or 'embedded',
+                  strategy=args.strategy, layers=args.layers, lr=args.lr, epochs=args.epochs, seeds=args.seeds,
+                  augmenter=repr(Augmenter()), test_acc_mean=acc,
+                  runs={k: [{f: r[f] for f in keep} for r in rs] for k, rs in runs.items()},
+                  commands=['python bench/augment.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, out)
+    print(f"augment_gain {acc['all'] - acc['none']:.1f} acc_plain {acc['none']:.1f} acc_augmented {acc['all']:.1f}")
+
+
+if __name__ == '__main__':
+    main()
