@@ -8,13 +8,13 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/batching.html.md"""
 __all__ = ['normalise', 'linear_resize', 'resize_spec', 'resize_batch', 'pad_batch', 'padding_fraction', 'random_batches',
            'BucketSampler']
 
-# %% ../nbs/05_batching.ipynb #00d4c074
+# %% ../nbs/05_batching.ipynb #304458cd
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-# %% ../nbs/05_batching.ipynb #12bdee7e
+# %% ../nbs/05_batching.ipynb #337cc699
 def normalise(S_db: np.ndarray) -> np.ndarray:
     "Min-max scale a spectrogram to [0, 1] (its floor becomes 0); a constant input becomes zeros."
     lo, hi = float(S_db.min()), float(S_db.max())
@@ -46,7 +46,7 @@ def resize_batch(specs: Sequence[np.ndarray], n_mels: int = 128, n_frames: int =
     "`resize_spec` on each spectrogram, stacked into a (B, 1, n_mels, n_frames) float32 tensor."
     return torch.from_numpy(np.stack([resize_spec(s, n_mels, n_frames) for s in specs])[:, None])
 
-# %% ../nbs/05_batching.ipynb #1504dbef
+# %% ../nbs/05_batching.ipynb #6d271dae
 def pad_batch(specs: Sequence[np.ndarray], fill: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Right-pad (n_mels, T_i) spectrograms into one (B, 1, n_mels, max T_i) float32 tensor; also return the T_i."
     if len(specs) == 0:
@@ -63,7 +63,7 @@ def pad_batch(specs: Sequence[np.ndarray], fill: float | None = None) -> tuple[t
         x[i, 0, :, n:] = s.min() if fill is None else fill
     return torch.from_numpy(x), torch.from_numpy(lengths)
 
-# %% ../nbs/05_batching.ipynb #c87daddb
+# %% ../nbs/05_batching.ipynb #2f222f62
 def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
     "Fraction of the frames in the padded batches that are padding."
     lengths = np.asarray(lengths)

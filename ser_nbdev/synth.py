@@ -12,7 +12,7 @@ __all__ = ['EMOTIONS', 'SR', 'GENERATOR_VERSION', 'VOWELS', 'SCHWA', 'HIGH_FORMA
            'f0_contour', 'render', 'background_noise', 'SynthClip', 'synth_utterance', 'clip_name', 'make_corpus',
            'corpus_key', 'embedded_corpus']
 
-# %% ../nbs/00_synth.ipynb #80a2621b
+# %% ../nbs/00_synth.ipynb #b0b8f9b3
 import hashlib, os, shutil, tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ EMOTIONS: tuple[str, ...] = ('anger', 'disgust', 'fear', 'happiness', 'sadness')
 SR: int = 22050
 GENERATOR_VERSION: int = 2   # bump on any change to the generator's code: cached corpora are keyed by it
 
-# %% ../nbs/00_synth.ipynb #e6316bb5
+# %% ../nbs/00_synth.ipynb #a34d9837
 def rosenberg(tau: np.ndarray, open_quotient: float = 0.6) -> np.ndarray:
     "Rosenberg glottal flow pulse at phase `tau` in [0, 1) of a period: opens for 2/3 of the open phase, closes in 1/3."
     tp, tn = 2 / 3 * open_quotient, 1 / 3 * open_quotient
@@ -35,7 +35,7 @@ def rosenberg(tau: np.ndarray, open_quotient: float = 0.6) -> np.ndarray:
     g[fall] = np.cos(0.5 * np.pi * (tau[fall] - tp) / tn)
     return g
 
-# %% ../nbs/00_synth.ipynb #b0969769
+# %% ../nbs/00_synth.ipynb #8d8697de
 def pulse_onsets(f0: np.ndarray, sr: int, jitter: float = 0.0, rng=None) -> np.ndarray:
     "Glottal closure instants (in samples) of an F0 track, each moved by `jitter` times its period (Gaussian)."
     phase = np.cumsum(f0 / sr)
@@ -61,14 +61,14 @@ def glottal_source(f0: np.ndarray, sr: int, jitter: float = 0.0, shimmer: float 
     u = rosenberg(tau, open_quotient) * amp[kk] * ok
     return u, np.diff(u, prepend=0.0)
 
-# %% ../nbs/00_synth.ipynb #49bda262
+# %% ../nbs/00_synth.ipynb #8edea5e0
 def resonator_coefs(freq: float, bw: float, sr: int) -> tuple[np.ndarray, np.ndarray]:
     "Klatt's 2-pole resonator (unity gain at 0 Hz) as lfilter coefficients (b, a)."
     c = -np.exp(-2 * np.pi * bw / sr)
     b = 2 * np.exp(-np.pi * bw / sr) * np.cos(2 * np.pi * freq / sr)
     return np.array([1 - b - c]), np.array([1.0, -b, -c])
 
-# %% ../nbs/00_synth.ipynb #23c2891a
+# %% ../nbs/00_synth.ipynb #f0b54a40
 def resonator_response(freq, bw, f: np.ndarray, sr: int) -> np.ndarray:
     "Complex frequency response of resonators (`freq`, `bw` broadcast together) at frequencies `f` in Hz."
     freq, bw = np.asarray(freq, np.float32)[..., None], np.asarray(bw, np.float32)[..., None]
@@ -77,7 +77,7 @@ def resonator_response(freq, bw, f: np.ndarray, sr: int) -> np.ndarray:
     z1 = np.exp(-2j * np.pi * np.asarray(f, np.float32) / sr).astype(np.complex64)
     return (1 - b - c) / (1 - b * z1 - c * (z1 * z1))
 
-# %% ../nbs/00_synth.ipynb #6c86f02d
+# %% ../nbs/00_synth.ipynb #ba688b87
 # Greek has five vowels; formants (Hz) of an adult male voice, after Peterson & Barney (1952)
 VOWELS = {'a': (730, 1090, 2440), 'e': (530, 1840, 2480), 'i': (270, 2290, 3010),
           'o': (570, 840, 2410), 'u': (300, 870, 2240)}
@@ -90,7 +90,7 @@ CONSONANTS = (('p', 0, 1200, 1500, 0.07, 900), ('t', 0, 4000, 3000, 0.07, 1700),
               ('s', 1, 6000, 3000, 0.10, 1700), ('x', 1, 2500, 2500, 0.09, 1500), ('f', 1, 4500, 6000, 0.09, 1000),
               ('m', 2, 0, 0, 0.07, 1000), ('n', 2, 0, 0, 0.06, 1600), ('l', 2, 0, 0, 0.06, 1300))
 
-# %% ../nbs/00_synth.ipynb #317c5b7c
+# %% ../nbs/00_synth.ipynb #291ec62e
 @dataclass
 class Sentence:
     "The words of one utterance: the same for every speaker and emotion, as in an acted corpus."
@@ -119,7 +119,7 @@ def make_sentence(utterance: int, seed: int = 0) -> Sentence:
     weight[-1] *= 1.4   # phrase-final lengthening
     return Sentence(vowels, consonants, stress, pause, weight)
 
-# %% ../nbs/00_synth.ipynb #f1c41756
+# %% ../nbs/00_synth.ipynb #b79bd86a
 @dataclass
 class Voice:
     "The knobs of the source-filter model for one utterance (defaults: a calm adult male)."
@@ -163,7 +163,7 @@ LIMITS = dict(f0_range=(0.5, 14), rate=(2.5, 8), jitter=(0.001, 0.08), shimmer=(
 SPEAKER_SPREAD = 0.7   # SD of a speaker's personal way of acting each emotion, in SPREAD units
 TAKE_SPREAD = 0.7      # SD of one utterance's departure from the speaker's way, in SPREAD units
 
-# %% ../nbs/00_synth.ipynb #58174606
+# %% ../nbs/00_synth.ipynb #667fd2e0
 @dataclass
 class Speaker:
     "A synthetic actor: voice, vocal tract, expressiveness and recording room."
@@ -199,7 +199,7 @@ def emotion_voice(emotion: str, speaker: int = 1, utterance: int = 1, take: int 
     v['f0'] = spk.f0 * 2 ** (v['f0'] / 12)
     return Voice(**v, formant_scale=spk.formant_scale)
 
-# %% ../nbs/00_synth.ipynb #620f4024
+# %% ../nbs/00_synth.ipynb #e9cc87f0
 def _timeline(voice: Voice, sent: Sentence, start: float, rng) -> dict:
     "Breakpoints (time s, value) of voicing, frication and formant tracks, and where the syllables lie."
     va, fa, fm, band, syl = [(0.0, 0.0)], [(0.0, 0.0)], [], [(0.0, 3000, 3000)], []
@@ -290,7 +290,7 @@ def render(voice: Voice, sent: Sentence, sr: int = SR, rng=None) -> np.ndarray:
     y = signal.istft(Y, fs=sr, nperseg=N_FFT_SYNTH, noverlap=N_FFT_SYNTH - HOP_SYNTH)[1][:n].astype(np.float64)
     return y * 0.05 * 10 ** (voice.level / 20) / np.sqrt(np.mean(y[va > 0.5] ** 2))
 
-# %% ../nbs/00_synth.ipynb #852792a5
+# %% ../nbs/00_synth.ipynb #7e7af1e2
 def background_noise(n: int, sr: int, colour: float = 1.0, hum: float = 0.2, rng=None) -> np.ndarray:
     "Stationary noise with power spectrum ~ f**-colour plus 50 Hz mains hum (3 harmonics), unit power."
     rng = np.random.default_rng(0) if rng is None else rng
@@ -330,7 +330,7 @@ def synth_utterance(emotion: str, speaker: int = 1, utterance: int = 1, take: in
     clean, noise = (clean * gain).astype(np.float32), (noise * gain).astype(np.float32)
     return SynthClip(clean + noise, clean, noise, sr, emotion, speaker, utterance)
 
-# %% ../nbs/00_synth.ipynb #11a56d99
+# %% ../nbs/00_synth.ipynb #05dad562
 def clip_name(emotion: str, speaker: int, utterance: int) -> str:
     "AESDD file name: `<emotion>/<e><AA> (<B>).wav`, e.g. `anger/a03 (2).wav`."
     return f"{emotion}/{emotion[0]}{utterance:02d} ({speaker}).wav"
@@ -346,7 +346,7 @@ def make_corpus(out_dir, n_speakers: int = 6, n_utterances: int = 10, sr: int = 
                          subtype='PCM_16')
     return out_dir
 
-# %% ../nbs/00_synth.ipynb #c835a4b8
+# %% ../nbs/00_synth.ipynb #002b56f0
 def corpus_key(n_speakers: int = 6, n_utterances: int = 10, sr: int = SR, seed: int = 0) -> str:
     "Folder name of a cached corpus: changes with the generator's version and parameters."
     params = (NEUTRAL, EMOTION_RULES, SPREAD, LIMITS, SPEAKER_SPREAD, TAKE_SPREAD, VOWELS, CONSONANTS, BANDWIDTHS,
