@@ -8,12 +8,12 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/models.html.md"""
 __all__ = ['ARCHS', 'MODELS', 'frames_after', 'time_mask', 'receptive_field', 'MaskedBatchNorm2d', 'StudyCNN', 'ResizedCNN',
            'build_model']
 
-# %% ../nbs/06_models.ipynb #da47ef45
+# %% ../nbs/06_models.ipynb #b8858a33
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# %% ../nbs/06_models.ipynb #e839e430
+# %% ../nbs/06_models.ipynb #bd7ef890
 ARCHS: dict[int, tuple[tuple[int, ...], tuple[bool, ...]]] = {
     3: ((16, 32, 64), (True, True, False)),         # the study's 3-layer net: pool after the first two
     4: ((16, 32, 64, 128), (True, True, True, True)),  # the 4-layer net: pool after each
@@ -41,7 +41,7 @@ def receptive_field(layers: int = 3) -> int:
             jump *= 2
     return rf
 
-# %% ../nbs/06_models.ipynb #19fea249
+# %% ../nbs/06_models.ipynb #8daa7df6
 class MaskedBatchNorm2d(nn.BatchNorm2d):
     "Batch norm whose training statistics count only valid frames; in eval mode a plain per-channel affine map."
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -57,7 +57,7 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
         x = (x - mean[:, None, None]) / torch.sqrt(var[:, None, None] + self.eps)
         return x * self.weight[:, None, None] + self.bias[:, None, None]
 
-# %% ../nbs/06_models.ipynb #1a08529d
+# %% ../nbs/06_models.ipynb #58975507
 class StudyCNN(nn.Module):
     "The study's CNN for variable-length input; masks padding so a padded batch gives each clip's batch-size-1 logits."
     def __init__(self, n_classes: int, layers: int = 3, dropout: float = 0.25, batch_norm: bool = False):
@@ -100,7 +100,7 @@ class StudyCNN(nn.Module):
         "Logits (B, n_classes) for log-Mel input (B, 1, n_mels, T) with valid frames `lengths` (None: all valid)."
         return self.head(self.dropout(self.pool(*self.trunk(x, lengths))))
 
-# %% ../nbs/06_models.ipynb #db7c25ae
+# %% ../nbs/06_models.ipynb #0337a04d
 class ResizedCNN(StudyCNN):
     "The study's CNN for fixed-size (resized) input: the same conv layers, then a flattened fully connected head."
     def __init__(self, n_classes: int, layers: int = 3, input_shape: tuple[int, int] = (128, 256),
@@ -118,7 +118,7 @@ class ResizedCNN(StudyCNN):
         x, _ = self.trunk(x)
         return self.head(self.dropout(x.flatten(1)))
 
-# %% ../nbs/06_models.ipynb #333e71ef
+# %% ../nbs/06_models.ipynb #c9b70962
 MODELS = {
     'study': StudyCNN,                                              # variable length, masked pooling
     'study_bn': lambda n_classes, **kw: StudyCNN(n_classes, batch_norm=True, **kw),
