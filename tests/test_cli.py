@@ -24,12 +24,13 @@ def test_imports_installed_package_from_outside(tmp_path):
     assert "main" in r.stdout
 
 
-def test_help_explains_every_command(tmp_path):
+def test_help_lists_every_command(tmp_path):
+    # every option's help text is checked in-process by test_api; here, what a user sees from the shell
     out = run([tool("ser-nbdev"), "--help"], cwd=tmp_path).stdout
     for cmd in ("demo", "inspect", "train", "evaluate", "predict", "experiments"):
         assert cmd in out
-        sub = run([tool("ser-nbdev"), cmd, "--help"], cwd=tmp_path).stdout
-        assert "usage: ser-nbdev " + cmd in sub
+    sub = run([tool("ser-nbdev"), "train", "--help"], cwd=tmp_path).stdout
+    assert "usage: ser-nbdev train" in sub and "--strategy" in sub
 
 
 def test_inspect_reports_skipped_files(corpus, tmp_path):
