@@ -10,7 +10,7 @@ __all__ = ['FILLS', 'TRANSFORMS', 'add_noise', 'spec_noise', 'mel_centres', 'ban
            'expand', 'expanded_experiment', 'clip_stats', 'warp_bands', 'Augmenter', 'ablation_augmenters',
            'compare_augment', 'augment_table']
 
-# %% ../nbs/07_augment.ipynb #ee5be332
+# %% ../nbs/07_augment.ipynb #7153d2e7
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,7 +23,7 @@ from .experiments import corpus_data, run_experiment
 from .mel import FeatureConfig, hz_to_mel, mel_to_hz, power_to_db
 from .train import TrainConfig, evaluate, fit
 
-# %% ../nbs/07_augment.ipynb #ac4e57fe
+# %% ../nbs/07_augment.ipynb #5a799c03
 def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator | None = None) -> np.ndarray:
     "`y` plus white Gaussian noise scaled so that 10 log10(P_y / P_noise) is exactly `snr_db`."
     rng = rng or np.random.default_rng(0)
@@ -32,12 +32,12 @@ def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator | None = No
     z *= np.sqrt(np.mean(y ** 2) / (np.mean(z ** 2) * 10 ** (snr_db / 10)))
     return (y + z).astype(np.float32)
 
-# %% ../nbs/07_augment.ipynb #05bfb36a
+# %% ../nbs/07_augment.ipynb #40713c6f
 def spec_noise(S_db: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     "The study's spectrogram noise: `S_db` plus independent Gaussian noise of standard deviation `sigma` (dB)."
     return (S_db + rng.normal(0.0, sigma, S_db.shape)).astype(S_db.dtype)
 
-# %% ../nbs/07_augment.ipynb #c75a5812
+# %% ../nbs/07_augment.ipynb #8e98eca8
 def mel_centres(cfg: FeatureConfig) -> np.ndarray:
     "Centre frequency (Hz) of each Mel band of `cfg`."
     m = np.linspace(hz_to_mel(cfg.fmin, cfg.htk), hz_to_mel(cfg.fmax, cfg.htk), cfg.n_mels + 2)
@@ -70,7 +70,7 @@ def mel_shift(S: np.ndarray, n_steps: float, cfg: FeatureConfig, fill: float | N
     out[(src < -0.5) | (src > M - 0.5)] = S.min() if fill is None else fill  # no source band: the floor
     return out.astype(S.dtype)
 
-# %% ../nbs/07_augment.ipynb #282053f8
+# %% ../nbs/07_augment.ipynb #4e2a149e
 def freq_mask(S: np.ndarray, f0: int, width: int, fill: float) -> np.ndarray:
     "A copy of the (n_mels, T) spectrogram `S` with bands f0 .. f0 + width - 1 set to `fill`."
     S = S.copy()
@@ -97,7 +97,7 @@ def mask_batch(x: torch.Tensor, lengths: torch.Tensor, f0: torch.Tensor, f_width
     hit = (bands[:, :, None] & valid_frames(lengths, T)[:, None]) | frames[:, None]
     return torch.where(hit[:, None], fill.to(x.dtype)[:, None, None, None], x)
 
-# %% ../nbs/07_augment.ipynb #4533b0bc
+# %% ../nbs/07_augment.ipynb #02138d7d
 def study_pitch_shift(S_db: np.ndarray, n_steps: int, sr: int = 22050, top_db: float = 80.0) -> np.ndarray:
     "The study's 'pitch shift': librosa's pitch_shift run on the Mel power matrix, each band taken as a signal in time."
     import librosa  # on use: librosa takes a second to import
@@ -107,7 +107,7 @@ def study_pitch_shift(S_db: np.ndarray, n_steps: int, sr: int = 22050, top_db: f
         M = librosa.effects.pitch_shift(y=M, sr=sr, n_steps=n_steps)
     return power_to_db(M, top_db=top_db).astype(np.float32)  # negative "powers" (there are some) -> the floor
 
-# %% ../nbs/07_augment.ipynb #6d1e3c4d
+# %% ../nbs/07_augment.ipynb #fd343fde
 def study_augment(S_db: np.ndarray, rng: np.random.Generator, p: float = 0.6, sr: int = 22050,
                   variance: float = 0.01, freq_width: int = 16, time_width: int = 20) -> np.ndarray:
     "One copy the study's way: noise on dB, the Mel-matrix 'pitch shift', masks filled with 0 dB; each with prob. p."
@@ -135,7 +135,7 @@ def expand(specs: Sequence[np.ndarray], labels: Sequence, copies: int = 10, tran
     source = np.array(source)
     return out, np.asarray(labels)[source], source
 
-# %% ../nbs/07_augment.ipynb #c7e9df0f
+# %% ../nbs/07_augment.ipynb #deca7340
 def expanded_experiment(corpus=None, strategy: str = 'bucketed', layers: int = 3, lr: float = 1e-3,
                         epochs: int = 30, seed: int = 0, *, data: tuple | None = None, split: tuple | None = None,
                         feature_cfg: FeatureConfig | None = None, copies: int = 10,
@@ -157,7 +157,7 @@ def expanded_experiment(corpus=None, strategy: str = 'bucketed', layers: int = 3
                 n_test=len(test_idx), confusion=test['confusion'].tolist(), label_names=label_names,
                 sources=train_idx[source].tolist())
 
-# %% ../nbs/07_augment.ipynb #ded6b832
+# %% ../nbs/07_augment.ipynb #f504e14b
 FILLS = ('floor', 'mean', 'loudest')            # what masks write; 'loudest' is the study's 0 dB
 TRANSFORMS = ('shift', 'noise', 'freq', 'time')
 
@@ -179,7 +179,7 @@ def warp_bands(x: torch.Tensor, src: torch.Tensor, fill: torch.Tensor) -> torch.
     outside = ((src < -0.5) | (src > M - 0.5))[:, None, :, None]
     return torch.where(outside, fill.to(x.dtype)[:, None, None, None], out)
 
-# %% ../nbs/07_augment.ipynb #76478f33
+# %% ../nbs/07_augment.ipynb #94da0da8
 @dataclass
 class Augmenter:
     "Fresh random Mel shift, noise and masks for each padded batch (B, 1, n_mels, T), on the batch's device."
@@ -212,10 +212,11 @@ class Augmenter:
                     seed=torch.randint(2 ** 62, (1,), generator=generator))
 
     def apply(self, x: torch.Tensor, lengths: torch.Tensor, d: dict) -> torch.Tensor:
-        "The transforms `draw` chose, in order: Mel shift, noise on valid frames, masks; padding untouched."
+        "The transforms `draw` chose, in order: Mel shift, noise, masks; on valid frames only."
         if x.shape[2] != self.cfg.n_mels:
             raise ValueError(f'batch has {x.shape[2]} Mel bands, the Augmenter expects cfg.n_mels={self.cfg.n_mels}')
         lengths = lengths.to(x.device)
+        x0, valid = x, valid_frames(lengths, x.shape[-1])[:, None, None]
         stats = clip_stats(x, lengths)
         if d['n_steps'].any():
             src = torch.from_numpy(shift_sources(d['n_steps'].numpy(), self.cfg)).to(x.device)
@@ -224,11 +225,11 @@ class Augmenter:
             g = torch.Generator(x.device).manual_seed(int(d['seed']))
             z = torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
             sd = self.noise * (stats['loudest'] - stats['floor']) * d['noise'].to(x.device)
-            x = x + z * sd[:, None, None, None] * valid_frames(lengths, x.shape[-1])[:, None, None]
+            x = x + z * sd[:, None, None, None]
         if (d['f_width'] + d['t_width']).any():
             x = mask_batch(x, lengths, *(d[k].to(x.device) for k in ('f0', 'f_width', 't0', 't_width')),
                            stats[self.fill])
-        return x
+        return torch.where(valid, x, x0)   # every change stops at the clip's end: padding stays as it was
 
     def __call__(self, x: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         "Augment one padded training batch; `fit(..., augment=Augmenter())` calls this on every batch."
@@ -240,7 +241,7 @@ class Augmenter:
         x = torch.from_numpy(np.ascontiguousarray(S_db, dtype=np.float32))[None, None]
         return self(x, torch.tensor([S_db.shape[1]]), g)[0, 0].numpy()
 
-# %% ../nbs/07_augment.ipynb #9e981da2
+# %% ../nbs/07_augment.ipynb #01f5178d
 def ablation_augmenters(base: Augmenter | None = None) -> dict[str, Augmenter | None]:
     "No augmentation, all transforms, each alone, all but each, and all with the study's loudest-value masks."
     base = base or Augmenter()

@@ -8,7 +8,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/experiments.html.md"""
 __all__ = ['STUDY_GRID', 'KEYS', 'corpus_data', 'accuracy_se', 'run_experiment', 'summarise', 'format_table', 'write_atomic',
            'save_table', 'study_table', 'loso_experiment']
 
-# %% ../nbs/09_experiments.ipynb #ddb85a81
+# %% ../nbs/09_experiments.ipynb #039e96f0
 import csv
 import io
 import itertools
@@ -28,7 +28,7 @@ from .features import corpus_features
 from .mel import FeatureConfig
 from .train import TrainConfig, evaluate, fit
 
-# %% ../nbs/09_experiments.ipynb #477e62e6
+# %% ../nbs/09_experiments.ipynb #772e37d4
 def corpus_data(corpus: Corpus | str | Path | None = None, feature_cfg: FeatureConfig | None = None,
                 progress: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     "Features, labels and class names of a corpus (a Corpus, a folder, or None for the embedded one)."
@@ -37,12 +37,12 @@ def corpus_data(corpus: Corpus | str | Path | None = None, feature_cfg: FeatureC
     specs = corpus_features(corpus, feature_cfg or FeatureConfig(), progress=progress)
     return specs, np.array(corpus.column('label')), corpus.labels
 
-# %% ../nbs/09_experiments.ipynb #b2c221ac
+# %% ../nbs/09_experiments.ipynb #630b9baa
 def accuracy_se(p: float, n: int) -> float:
     "Standard error of an accuracy `p` measured on `n` independent test clips (binomial)."
     return float(np.sqrt(p * (1 - p) / n))
 
-# %% ../nbs/09_experiments.ipynb #6ca8bb9f
+# %% ../nbs/09_experiments.ipynb #a01067d2
 def run_experiment(corpus: Corpus | str | Path | None = None, strategy: str = 'bucketed', layers: int = 3,
                    lr: float = 1e-3, epochs: int = 30, seed: int = 0, *, data: tuple | None = None,
                    split: tuple | None = None, feature_cfg: FeatureConfig | None = None, augment=None,
@@ -65,7 +65,7 @@ def run_experiment(corpus: Corpus | str | Path | None = None, strategy: str = 'b
                 label_names=label_names, history=asdict(h),
                 config={k: v for k, v in asdict(cfg).items() if k not in ('strategy', 'layers', 'lr', 'seed')})
 
-# %% ../nbs/09_experiments.ipynb #c4c44174
+# %% ../nbs/09_experiments.ipynb #ecc46e3d
 STUDY_GRID = {'layers': [3, 4], 'lr': [1e-3, 1e-4], 'strategy': ['bs1', 'resized', 'bucketed']}
 KEYS = ('layers', 'lr', 'strategy')  # what identifies one row of the table
 
@@ -137,17 +137,19 @@ def study_table(corpus: Corpus | str | Path | None = None, grid: dict | None = N
         save_table(rows, runs, out_dir)
     return rows
 
-# %% ../nbs/09_experiments.ipynb #41169a3f
+# %% ../nbs/09_experiments.ipynb #895de368
 def loso_experiment(corpus: Corpus | str | Path | None = None, strategy: str = 'bucketed', layers: int = 3,
-                    lr: float = 1e-3, epochs: int = 30, seed: int = 0, *, feature_cfg: FeatureConfig | None = None,
-                    progress: bool = False, **train_kw) -> list[dict]:
+                    lr: float = 1e-3, epochs: int = 30, seed: int = 0, *, data: tuple | None = None,
+                    feature_cfg: FeatureConfig | None = None, augment=None, progress: bool = False,
+                    **train_kw) -> list[dict]:
     "Leave-one-speaker-out: for each speaker, train on the others (validation carved from them), test on them."
     if not isinstance(corpus, Corpus):
         corpus = load_corpus(corpus)
-    data = corpus_data(corpus, feature_cfg, progress=progress)
+    data = data or corpus_data(corpus, feature_cfg, progress=progress)
     runs = []
     for speaker, train_idx, test_idx in loso_folds(corpus.column('speaker')):
         r = run_experiment(strategy=strategy, layers=layers, lr=lr, epochs=epochs, seed=seed, data=data,
-                           split=(train_idx, test_idx), feature_cfg=feature_cfg, progress=progress, **train_kw)
+                           split=(train_idx, test_idx), feature_cfg=feature_cfg, augment=augment,
+                           progress=progress, **train_kw)
         runs.append(dict(speaker=speaker, **r))
     return runs

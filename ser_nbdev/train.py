@@ -6,12 +6,13 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/train.html.md"""
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'CHECKPOINT_VERSION', 'TrainConfig', 'pick_device', 'lr_factor', 'seed_everything', 'prepare',
-           'encode_labels', 'collate', 'model_config', 'model_from_config', 'new_model', 'predict_logits',
+           'encode_labels', 'collate', 'new_model', 'model_config', 'model_from_config', 'predict_logits',
            'predict_proba', 'confusion_matrix', 'scores', 'History', 'Trainer', 'fit', 'plot_learning_curves',
            'plot_confusion', 'evaluate', 'CheckpointError', 'Checkpoint', 'save_checkpoint', 'load_checkpoint']
 
-# %% ../nbs/08_train.ipynb #84cf25cf
+# %% ../nbs/08_train.ipynb #851eeb07
 import copy
+import inspect
 import math
 import os
 import random
@@ -29,15 +30,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batching import BucketSampler, normalise, pad_batch, resize_spec
-from .models import ResizedCNN, StudyCNN
+from .models import MODELS, ResizedCNN, build_model
 
-# %% ../nbs/08_train.ipynb #1b01d9b0
+# %% ../nbs/08_train.ipynb #03fc6025
 STRATEGIES = ('bs1', 'resized', 'bucketed')
 
 @dataclass
 class TrainConfig:
     "One training run's settings (all but the data); `asdict()`-able so a checkpoint can hold them."
     strategy: str = 'bucketed'   # 'bs1' (one clip per step), 'resized' (128x256) or 'bucketed' (padded, masked)
+    model: str = 'study'         # the network, by its name in models.MODELS ('resized' follows from the strategy)
     layers: int = 3              # 3 or 4 conv layers, as in the study
     lr: float = 1e-3             # Adam's step size
     epochs: int = 30             # at most this many passes over the training clips
@@ -70,7 +72,7 @@ def _as_dict(cfg) -> dict | None:
         return None
     return asdict(cfg) if is_dataclass(cfg) else dict(cfg)
 
-# %% ../nbs/08_train.ipynb #90f636c5
+# %% ../nbs/08_train.ipynb #4da65ee9
 def pick_device(name: str = 'auto') -> torch.device:
     "The device to train on: 'auto' picks cuda, then Apple's mps, then cpu; any other name goes to torch."
     if name != 'auto':
@@ -93,7 +95,7 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
 
-# %% ../nbs/08_train.ipynb #30c8be32
+# %% ../nbs/08_train.ipynb #595198d1
 def prepare(specs: Sequence[np.ndarray], strategy: str) -> list[np.ndarray]:
     "Network inputs from (n_mels, T) dB spectrograms: scaled to [0, 1], and resized to 256 frames for 'resized'."
     if strategy == 'resized':
@@ -118,31 +120,36 @@ def collate(inputs: Sequence[np.ndarray], idx: Sequence[int]) -> tuple[torch.Ten
     "The clips `idx` as one padded (B, 1, n_mels, T) batch and their valid frames (B,); zeros pad (the floor)."
     return pad_batch([inputs[i] for i in idx], fill=0.0)
 
-# %% ../nbs/08_train.ipynb #417aae5e
+# %% ../nbs/08_train.ipynb #66be6171
+def new_model(cfg: TrainConfig, n_classes: int, n_mels: int = 128) -> nn.Module:
+    "The network a config asks for, from `models.MODELS`; it remembers its arguments in `.config`."
+    name = 'resized' if cfg.strategy == 'resized' else cfg.model
+    if name not in MODELS:
+        raise ValueError(f'unknown model {name!r}; choose one of {sorted(MODELS)}')
+    kw = dict(layers=cfg.layers, dropout=cfg.dropout, batch_norm=cfg.batch_norm)
+    params = inspect.signature(MODELS[name]).parameters
+    if 'input_shape' in params:
+        kw['input_shape'] = [n_mels, 256]  # the study's 128x256 when n_mels is 128
+    if 'n_mels' in params:
+        kw['n_mels'] = n_mels
+    model = build_model(name, n_classes, **kw)
+    model.config = dict(name=name, n_classes=n_classes, **kw)
+    return model
+
 def model_config(model: nn.Module) -> dict:
-    "What rebuilds `model`'s architecture: kind, classes, layers, dropout, batch norm (and input shape if resized)."
-    conf = dict(kind='resized' if isinstance(model, ResizedCNN) else 'study', n_classes=model.head.out_features,
-                layers=model.layers, dropout=model.dropout.p, batch_norm=model.norms is not None)
-    if isinstance(model, ResizedCNN):
-        conf['input_shape'] = list(model.input_shape)
-    return conf
+    "What rebuilds `model`: its name in `models.MODELS` and its constructor's arguments."
+    if not hasattr(model, 'config'):
+        raise ValueError('model_config needs a model made by new_model, fit or load_checkpoint')
+    return dict(model.config)
 
 def model_from_config(conf: dict) -> nn.Module:
     "A freshly initialised model from `model_config`'s dictionary."
-    conf = dict(conf)
-    kind = conf.pop('kind')
-    if kind == 'resized':
-        return ResizedCNN(**conf)
-    return StudyCNN(**conf)
+    kw = {k: v for k, v in conf.items() if k != 'name'}
+    model = build_model(conf['name'], **kw)
+    model.config = dict(conf)
+    return model
 
-def new_model(cfg: TrainConfig, n_classes: int, n_mels: int = 128) -> nn.Module:
-    "The network a training config asks for: the study's CNN, or its flattened-head variant for 'resized'."
-    kw = dict(n_classes=n_classes, layers=cfg.layers, dropout=cfg.dropout, batch_norm=cfg.batch_norm)
-    if cfg.strategy == 'resized':
-        return ResizedCNN(input_shape=(n_mels, 256), **kw)
-    return StudyCNN(**kw)
-
-# %% ../nbs/08_train.ipynb #335ab873
+# %% ../nbs/08_train.ipynb #20230cb9
 def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -153,13 +160,14 @@ def predict_logits(model: nn.Module, inputs: Sequence[np.ndarray], batch_size: i
     model.eval()
     device = _device_of(model)
     order = np.argsort([x.shape[1] for x in inputs], kind='stable')  # similar lengths together: little padding
-    out = torch.empty(len(inputs), model.head.out_features)
+    parts = []
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        x, lengths = collate(inputs, idx)
+        x, lengths = collate(inputs, order[start:start + batch_size])
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        out[torch.from_numpy(idx)] = model(x.to(device), lengths.to(device)).float().cpu()
+        parts.append(model(x.to(device), lengths.to(device)).float().cpu())
+    out = torch.empty_like(torch.cat(parts))
+    out[torch.from_numpy(order)] = torch.cat(parts)  # back to the order of `inputs`
     return out
 
 def predict_proba(model: nn.Module, specs: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
@@ -167,7 +175,7 @@ def predict_proba(model: nn.Module, specs: Sequence[np.ndarray], batch_size: int
     strategy = 'resized' if isinstance(model, ResizedCNN) else 'bucketed'
     return predict_logits(model, prepare(specs, strategy), batch_size).softmax(1).numpy()
 
-# %% ../nbs/08_train.ipynb #af843012
+# %% ../nbs/08_train.ipynb #7dc6509d
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
     "Counts C[i, j] of clips of class i predicted as class j."
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
@@ -183,7 +191,7 @@ def scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> dict
     return dict(accuracy=float(tp.sum() / C.sum()), uar=float(np.mean(tp[present] / support[present])),
                 macro_f1=float(f1.mean()), confusion=C)
 
-# %% ../nbs/08_train.ipynb #e7a5135e
+# %% ../nbs/08_train.ipynb #9b29a7bc
 @dataclass
 class History:
     "Per-epoch learning curves of one run, and the epoch whose weights were kept."
@@ -200,7 +208,7 @@ class History:
         "Epochs run so far."
         return len(self.train_loss)
 
-# %% ../nbs/08_train.ipynb #c3b302a2
+# %% ../nbs/08_train.ipynb #f07873db
 class Trainer:
     "One training run, an epoch per `step()`: `fit` loops it; a benchmark can interleave two runs."
     def __init__(self, train_specs: Sequence[np.ndarray], train_labels: Sequence, val_specs: Sequence[np.ndarray],
@@ -298,7 +306,7 @@ class Trainer:
         self.model.train_cfg = asdict(self.cfg)
         return self.model.eval()
 
-# %% ../nbs/08_train.ipynb #9134f569
+# %% ../nbs/08_train.ipynb #27d6de15
 def fit(train_specs: Sequence[np.ndarray], train_labels: Sequence, val_specs: Sequence[np.ndarray],
         val_labels: Sequence, cfg: TrainConfig | None = None, label_names: Sequence[str] | None = None,
         feature_cfg=None, augment: Callable | None = None, progress: bool = True) -> tuple[nn.Module, History]:
@@ -315,7 +323,7 @@ def fit(train_specs: Sequence[np.ndarray], train_labels: Sequence, val_specs: Se
     bar.close()
     return trainer.best_model(), trainer.history
 
-# %% ../nbs/08_train.ipynb #0318a2ec
+# %% ../nbs/08_train.ipynb #81de8443
 def plot_learning_curves(history: History, title: str = '', path: str | Path | None = None) -> plt.Figure:
     "Training and validation loss and accuracy per epoch, the kept epoch marked; saved to `path` if given."
     epochs = np.arange(1, history.epochs + 1)
@@ -350,7 +358,7 @@ def plot_confusion(confusion: np.ndarray, label_names: Sequence[str], title: str
         fig.savefig(path, dpi=100)
     return fig
 
-# %% ../nbs/08_train.ipynb #e6c25ea2
+# %% ../nbs/08_train.ipynb #561cb5d8
 def evaluate(model: nn.Module, specs: Sequence[np.ndarray], labels: Sequence,
              label_names: Sequence[str] | None = None, batch_size: int = 32) -> dict:
     "Loss, accuracy, UAR, macro F1 and confusion matrix of `model` on (n_mels, T) dB spectrograms."
@@ -361,7 +369,7 @@ def evaluate(model: nn.Module, specs: Sequence[np.ndarray], labels: Sequence,
     out = scores(y.numpy(), logits.argmax(1).numpy(), len(label_names))
     return dict(n=len(y), loss=F.cross_entropy(logits, y).item(), **out, label_names=label_names)
 
-# %% ../nbs/08_train.ipynb #b3c4f519
+# %% ../nbs/08_train.ipynb #722ffb69
 CHECKPOINT_VERSION = 1
 
 class CheckpointError(ValueError):
@@ -396,10 +404,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, label_names: Sequence[st
     "Write weights, class names, architecture, feature and training settings to `path` atomically."
     path = Path(path)
     label_names = list(label_names or getattr(model, 'label_names', None) or [])
-    if len(label_names) != model.head.out_features:
-        raise ValueError(f'{len(label_names)} label names for a model with {model.head.out_features} classes')
+    conf = model_config(model)
+    if len(label_names) != conf['n_classes']:
+        raise ValueError(f"{len(label_names)} label names for a model with {conf['n_classes']} classes")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = _plain(dict(version=CHECKPOINT_VERSION, label_names=label_names, model_config=model_config(model),
+    payload = _plain(dict(version=CHECKPOINT_VERSION, label_names=label_names, model_config=conf,
                           feature_cfg=_as_dict(feature_cfg) or getattr(model, 'feature_cfg', None),
                           train_cfg=_as_dict(train_cfg) or getattr(model, 'train_cfg', None),
                           history=_as_dict(history), metrics=metrics))

@@ -1,0 +1,113 @@
+"""Honest accuracy on AESDD, or on any corpus the loaders read: the study's split over seeds, and new speakers.
+
+1. The study's split (80/20 stratified, `random_state=42`); for each seed, 15% of the training part is carved out
+   for validation (with that seed), the epoch is chosen on it, and the test part is scored once. Reported: the mean
+   and standard deviation of the test accuracy over the seeds.
+2. Leave-one-speaker-out: one fold per speaker (train on the others, validation carved from them, test on the
+   speaker), seed 0. Reported: the mean test accuracy over the folds.
+
+Writes `bench/results/aesdd.json` (through a temporary file and one rename) with the exact command that made it.
+The last line reads `aesdd seed_split <A> loso <L>` (percent). A benchmark, not a test: it trains 3 + 6 networks.
+
+    python bench/aesdd.py --data PATH [--epochs 60] [--seeds 0 1 2] [--model study] [--no-loso]
+"""
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ser_nbdev.data import load_corpus
+from ser_nbdev.experiments import corpus_data, loso_experiment, run_experiment, write_atomic
+from ser_nbdev.mel import FeatureConfig
+from ser_nbdev.train import TrainConfig, pick_device
+
+
+def main(argv=None) -> None:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--data', default=os.environ.get('SER_NBDEV_AESDD'),
+                   help='corpus folder (default: $SER_NBDEV_AESDD)')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--epochs', type=int, default=60)
+    p.add_argument('--patience', type=int, default=20)
+    p.add_argument('--model', default=d.model, help='network name in ser_nbdev.models.MODELS')
+    p.add_argument('--strategy', default=d.strategy, choices=['bs1', 'resized', 'bucketed'])
+    p.add_argument('--layers', type=int, default=d.layers, choices=[3, 4])
+    p.add_argument('--lr', type=float, default=d.lr)
+    p.add_argument('--batch-size', type=int, default=d.batch_size)
+    p.add_argument('--weight-decay', type=float, default=d.weight_decay)
+    p.add_argument('--schedule', default=d.schedule, choices=['constant', 'cosine'])
+    p.add_argument('--dropout', type=float, default=d.dropout)
+    p.add_argument('--batch-norm', action='store_true')
+    p.add_argument('--augment', action='store_true', help="ser_nbdev.augment.Augmenter's defaults on every batch")
+    p.add_argument('--denoise', default=FeatureConfig.denoise, help='FeatureConfig.denoise')
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    p.add_argument('--no-loso', action='store_true', help='skip the leave-one-speaker-out folds')
+    p.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'aesdd.json'))
+    args = p.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
+    if not args.data:
+        p.error('give the corpus folder with --data PATH (or set SER_NBDEV_AESDD)')
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device('auto')
+    print(f'device: {device.type} ({platform.processor() or platform.machine()}), torch {torch.__version__}, '
+          f'{torch.get_num_threads()} CPU threads')
+    corpus = load_corpus(args.data)
+    print(corpus.summary().splitlines()[-1])
+    feature_cfg = FeatureConfig(denoise=args.denoise)
+    data = corpus_data(corpus, feature_cfg, progress=False)
+    augment = None
+    if args.augment:
+        from ser_nbdev.augment import Augmenter
+        augment = Augmenter(cfg=feature_cfg)
+    train_kw = dict(model=args.model, batch_size=args.batch_size, patience=args.patience,
+                    weight_decay=args.weight_decay, schedule=args.schedule, dropout=args.dropout,
+                    batch_norm=args.batch_norm, threads=args.threads)
+    common = dict(strategy=args.strategy, layers=args.layers, lr=args.lr, epochs=args.epochs,
+                  feature_cfg=feature_cfg, augment=augment, **train_kw)
+
+    start = time.perf_counter()
+    runs = []
+    for seed in args.seeds:
+        r = run_experiment(seed=seed, data=data, **common)
+        runs.append(r)
+        print(f"study split, seed {seed}: test {r['test_acc']:.1%} (UAR {r['test_uar']:.1%}), "
+              f"validation {r['val_acc']:.1%} at epoch {r['best_epoch']} of {r['epochs']}, "
+              f"{r['seconds_per_epoch']:.1f} s/epoch")
+    acc = np.array([r['test_acc'] for r in runs])
+    folds = []
+    if not args.no_loso:
+        folds = loso_experiment(corpus, seed=0, data=data, **common)
+        for r in folds:
+            print(f"speaker {r['speaker']} held out: test {r['test_acc']:.1%} on {r['n_test']} clips, "
+                  f"epoch {r['best_epoch']} of {r['epochs']}")
+    loso = np.array([r['test_acc'] for r in folds]) if folds else np.array([np.nan])
+
+    slim = lambda r: {k: v for k, v in r.items() if k not in ('history', 'label_names')}
+    record = dict(
+        data=str(Path(args.data).name), clips=len(corpus), device=f'{device.type}, {torch.get_num_threads()} threads',
+        seed_split_acc_mean=float(acc.mean()), seed_split_acc_std=float(acc.std()),
+        seed_split_acc=acc.tolist(), seed_split_uar_mean=float(np.mean([r['test_uar'] for r in runs])),
+        seed_split_val_acc_mean=float(np.mean([r['val_acc'] for r in runs])),
+        loso_acc_mean=float(loso.mean()) if folds else None, loso_acc_std=float(loso.std()) if folds else None,
+        loso_per_speaker={r['speaker']: r['test_acc'] for r in folds},
+        minutes=(time.perf_counter() - start) / 60,
+        commands=['python bench/aesdd.py ' + shlex.join(sys.argv[1:] if argv is None else argv)],
+        runs=[slim(r) for r in runs], loso_runs=[slim(r) for r in folds])
+    write_atomic(args.out, json.dumps(record, indent=1))
+    print(f'honest test accuracy over seeds {args.seeds}: {acc.mean():.1%} +- {acc.std():.1%}; '
+          f'leave-one-speaker-out mean {np.nanmean(loso):.1%}')
+    print(f"aesdd seed_split {100 * acc.mean():.1f} loso {100 * np.nanmean(loso):.1f}")
+
+
+if __name__ == '__main__':
+    main()
