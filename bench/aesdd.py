@@ -9,7 +9,7 @@
 Writes `bench/results/aesdd.json` (through a temporary file and one rename) with the exact command that made it.
 The last line reads `aesdd seed_split <A> loso <L>` (percent). A benchmark, not a test: it trains 3 + 6 networks.
 
-    python bench/aesdd.py --data PATH [--epochs 60] [--seeds 0 1 2] [--model study] [--no-loso]
+    python bench/aesdd.py --data PATH [--epochs 60] [--seeds 0 1 2] [--no-batch-norm] [--no-loso]
 """
 import argparse
 import json
@@ -35,8 +35,8 @@ def main(argv=None) -> None:
     p.add_argument('--data', default=os.environ.get('SER_NBDEV_AESDD'),
                    help='corpus folder (default: $SER_NBDEV_AESDD)')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    p.add_argument('--epochs', type=int, default=60)
-    p.add_argument('--patience', type=int, default=20)
+    p.add_argument('--epochs', type=int, default=d.epochs)
+    p.add_argument('--patience', type=int, default=d.patience, help='0: no early stopping')
     p.add_argument('--model', default=d.model, help='network name in ser_nbdev.models.MODELS')
     p.add_argument('--strategy', default=d.strategy, choices=['bs1', 'resized', 'bucketed'])
     p.add_argument('--layers', type=int, default=d.layers, choices=[3, 4])
@@ -45,7 +45,7 @@ def main(argv=None) -> None:
     p.add_argument('--weight-decay', type=float, default=d.weight_decay)
     p.add_argument('--schedule', default=d.schedule, choices=['constant', 'cosine'])
     p.add_argument('--dropout', type=float, default=d.dropout)
-    p.add_argument('--batch-norm', action='store_true')
+    p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm)
     p.add_argument('--augment', action='store_true', help="ser_nbdev.augment.Augmenter's defaults on every batch")
     p.add_argument('--denoise', default=FeatureConfig.denoise, help='FeatureConfig.denoise')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')

@@ -1,7 +1,8 @@
 """Honest test accuracy of the same model with and without on-the-fly augmentation, mean over seeds.
 
-Both arms train the study's CNN on the study's split (80/20 stratified, `random_state=42`) with validation carved
-from the training part (15%, per seed), keep the epoch chosen on validation and score the test set once
+Both arms train the same CNN (`TrainConfig` defaults unless told otherwise) on the study's split (80/20
+stratified, `random_state=42`) with validation carved from the training part (15%, per seed), keep the epoch
+chosen on validation and score the test set once
 (`ser_nbdev.experiments.run_experiment`). The augmented arm passes `augment=Augmenter()` (chapter 07): a fresh Mel
 shift, noise, frequency mask and time mask, each with probability 0.6, on every training batch. Validation and test
 clips are never augmented. `--ablation` runs chapter 07's ablation instead of the two arms: each transform alone, all
@@ -9,7 +10,11 @@ but each, and the study's masks filled with the loudest value. Runs on the embed
 read with `--data PATH`. A benchmark, not a test. The last line reads
 `augment_gain <G> acc_plain <A> acc_augmented <B>` (G in points, A and B in percent).
 
-    python bench/augment.py [--data PATH] [--seeds 0 1 2] [--epochs 30] [--layers 3] [--ablation]
+    python bench/augment.py [--data PATH] [--seeds 0 1 2] [--epochs 60] [--layers 3] [--ablation]
+
+Records made before the package's recipe became the default (`augment_aesdd_e30.json`, `augment_aesdd_e60.json`,
+`augment_ablation_embedded.json`) repeat with `--no-batch-norm --schedule constant --lr 1e-3 --patience 10` and
+the `--epochs` their commands give.
 """
 import argparse
 import json
@@ -25,17 +30,22 @@ import torch
 
 from ser_nbdev.augment import Augmenter, ablation_augmenters, augment_table, compare_augment
 from ser_nbdev.experiments import corpus_data
+from ser_nbdev.train import TrainConfig
 
 
 def main(argv=None) -> None:
+    d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', help='corpus folder (default: the embedded synthetic corpus)')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds; accuracy is their mean')
-    p.add_argument('--epochs', type=int, default=30, help='at most this many epochs per run')
-    p.add_argument('--patience', type=int, default=10, help='stop after this many epochs without a better validation')
-    p.add_argument('--layers', type=int, default=3)
-    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--epochs', type=int, default=d.epochs, help='at most this many epochs per run')
+    p.add_argument('--patience', type=int, default=d.patience,
+                   help='stop after this many epochs without a better validation score (0: never)')
+    p.add_argument('--layers', type=int, default=d.layers)
+    p.add_argument('--lr', type=float, default=d.lr)
     p.add_argument('--strategy', default='bucketed', choices=['bs1', 'resized', 'bucketed'])
+    p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm)
+    p.add_argument('--schedule', default=d.schedule, choices=['cosine', 'constant'])
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     p.add_argument('--ablation', action='store_true', help='each transform alone and all but each, too')
     p.add_argument('--out', default=None, help='JSON record (default: bench/results/augment[_ablation].json)')
@@ -52,7 +62,8 @@ def main(argv=None) -> None:
 
     augmenters = ablation_augmenters() if args.ablation else {'none': None, 'all': Augmenter()}
     runs = compare_augment(augmenters, data, seeds=args.seeds, progress=True, strategy=args.strategy,
-                           layers=args.layers, lr=args.lr, epochs=args.epochs, patience=args.patience)
+                           layers=args.layers, lr=args.lr, epochs=args.epochs, patience=args.patience,
+                           batch_norm=args.batch_norm, schedule=args.schedule)
     print(augment_table(runs))
 
     acc = {k: 100 * float(np.mean([r['test_acc'] for r in rs])) for k, rs in runs.items()}
@@ -62,6 +73,7 @@ def main(argv=None) -> None:
             'n_test', 'seconds_per_epoch', 'confusion')
     record = dict(device=f'{device} ({name})', torch=torch.__version__, data=args.data or 'embedded',
                   strategy=args.strategy, layers=args.layers, lr=args.lr, epochs=args.epochs, seeds=args.seeds,
+                  patience=args.patience, batch_norm=args.batch_norm, schedule=args.schedule,
                   augmenter=repr(Augmenter()), test_acc_mean=acc,
                   runs={k: [{f: r[f] for f in keep} for r in rs] for k, rs in runs.items()},
                   commands=['python bench/augment.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])

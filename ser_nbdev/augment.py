@@ -10,7 +10,7 @@ __all__ = ['FILLS', 'TRANSFORMS', 'add_noise', 'spec_noise', 'mel_centres', 'ban
            'expand', 'expanded_experiment', 'clip_stats', 'warp_bands', 'Augmenter', 'ablation_augmenters',
            'compare_augment', 'augment_table']
 
-# %% ../nbs/07_augment.ipynb #7153d2e7
+# %% ../nbs/07_augment.ipynb #1386dd86
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,12 +18,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from .data import carve_validation, study_split
-from .experiments import corpus_data, run_experiment
+from .experiments import run_experiment
 from .mel import FeatureConfig, hz_to_mel, mel_to_hz, power_to_db
-from .train import TrainConfig, evaluate, fit
 
-# %% ../nbs/07_augment.ipynb #5a799c03
+# %% ../nbs/07_augment.ipynb #771bab92
 def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator | None = None) -> np.ndarray:
     "`y` plus white Gaussian noise scaled so that 10 log10(P_y / P_noise) is exactly `snr_db`."
     rng = rng or np.random.default_rng(0)
@@ -32,12 +30,12 @@ def add_noise(y: np.ndarray, snr_db: float, rng: np.random.Generator | None = No
     z *= np.sqrt(np.mean(y ** 2) / (np.mean(z ** 2) * 10 ** (snr_db / 10)))
     return (y + z).astype(np.float32)
 
-# %% ../nbs/07_augment.ipynb #40713c6f
+# %% ../nbs/07_augment.ipynb #342e7dbc
 def spec_noise(S_db: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     "The study's spectrogram noise: `S_db` plus independent Gaussian noise of standard deviation `sigma` (dB)."
     return (S_db + rng.normal(0.0, sigma, S_db.shape)).astype(S_db.dtype)
 
-# %% ../nbs/07_augment.ipynb #8e98eca8
+# %% ../nbs/07_augment.ipynb #bd626a88
 def mel_centres(cfg: FeatureConfig) -> np.ndarray:
     "Centre frequency (Hz) of each Mel band of `cfg`."
     m = np.linspace(hz_to_mel(cfg.fmin, cfg.htk), hz_to_mel(cfg.fmax, cfg.htk), cfg.n_mels + 2)
@@ -70,7 +68,7 @@ def mel_shift(S: np.ndarray, n_steps: float, cfg: FeatureConfig, fill: float | N
     out[(src < -0.5) | (src > M - 0.5)] = S.min() if fill is None else fill  # no source band: the floor
     return out.astype(S.dtype)
 
-# %% ../nbs/07_augment.ipynb #4e2a149e
+# %% ../nbs/07_augment.ipynb #ae46df1c
 def freq_mask(S: np.ndarray, f0: int, width: int, fill: float) -> np.ndarray:
     "A copy of the (n_mels, T) spectrogram `S` with bands f0 .. f0 + width - 1 set to `fill`."
     S = S.copy()
@@ -97,7 +95,7 @@ def mask_batch(x: torch.Tensor, lengths: torch.Tensor, f0: torch.Tensor, f_width
     hit = (bands[:, :, None] & valid_frames(lengths, T)[:, None]) | frames[:, None]
     return torch.where(hit[:, None], fill.to(x.dtype)[:, None, None, None], x)
 
-# %% ../nbs/07_augment.ipynb #02138d7d
+# %% ../nbs/07_augment.ipynb #3e153102
 def study_pitch_shift(S_db: np.ndarray, n_steps: int, sr: int = 22050, top_db: float = 80.0) -> np.ndarray:
     "The study's 'pitch shift': librosa's pitch_shift run on the Mel power matrix, each band taken as a signal in time."
     import librosa  # on use: librosa takes a second to import
@@ -107,7 +105,7 @@ def study_pitch_shift(S_db: np.ndarray, n_steps: int, sr: int = 22050, top_db: f
         M = librosa.effects.pitch_shift(y=M, sr=sr, n_steps=n_steps)
     return power_to_db(M, top_db=top_db).astype(np.float32)  # negative "powers" (there are some) -> the floor
 
-# %% ../nbs/07_augment.ipynb #fd343fde
+# %% ../nbs/07_augment.ipynb #96f0dae9
 def study_augment(S_db: np.ndarray, rng: np.random.Generator, p: float = 0.6, sr: int = 22050,
                   variance: float = 0.01, freq_width: int = 16, time_width: int = 20) -> np.ndarray:
     "One copy the study's way: noise on dB, the Mel-matrix 'pitch shift', masks filled with 0 dB; each with prob. p."
@@ -135,29 +133,14 @@ def expand(specs: Sequence[np.ndarray], labels: Sequence, copies: int = 10, tran
     source = np.array(source)
     return out, np.asarray(labels)[source], source
 
-# %% ../nbs/07_augment.ipynb #deca7340
-def expanded_experiment(corpus=None, strategy: str = 'bucketed', layers: int = 3, lr: float = 1e-3,
-                        epochs: int = 30, seed: int = 0, *, data: tuple | None = None, split: tuple | None = None,
-                        feature_cfg: FeatureConfig | None = None, copies: int = 10,
-                        transform: Callable = study_augment, augment: Callable | None = None,
-                        progress: bool = False, **train_kw) -> dict:
+# %% ../nbs/07_augment.ipynb #75c06e77
+def expanded_experiment(corpus=None, *, copies: int = 10, transform: Callable = study_augment, **run_kw) -> dict:
     "`run_experiment` on a training set grown offline: validation carved first, then `copies` copies of each clip."
-    specs, labels, label_names = data or corpus_data(corpus, feature_cfg)
-    train_idx, test_idx = split if split is not None else study_split(labels)
-    cfg = TrainConfig(strategy=strategy, layers=layers, lr=lr, epochs=epochs, seed=seed, **train_kw)
-    train_idx, val_idx = carve_validation(train_idx, labels, cfg.val_size, seed=seed)
-    pick = lambda idx: [specs[i] for i in idx]
-    big, big_labels, source = expand(pick(train_idx), labels[train_idx], copies, transform, seed)
-    model, h = fit(big, big_labels, pick(val_idx), labels[val_idx], cfg, label_names, feature_cfg,
-                   augment=augment, progress=progress)
-    test = evaluate(model, pick(test_idx), labels[test_idx], label_names)
-    return dict(strategy=strategy, layers=layers, lr=lr, seed=seed, copies=copies, epochs=h.epochs,
-                best_epoch=h.best_epoch, val_acc=h.val_acc[h.best_epoch - 1], test_acc=test['accuracy'],
-                test_uar=test['uar'], test_macro_f1=test['macro_f1'], n_train=len(big), n_val=len(val_idx),
-                n_test=len(test_idx), confusion=test['confusion'].tolist(), label_names=label_names,
-                sources=train_idx[source].tolist())
+    grow = lambda specs, labels, seed: expand(specs, labels, copies, transform, seed)
+    label = f'{copies}x offline' + (' + on the fly' if run_kw.get('augment') is not None else '')
+    return dict(run_experiment(corpus, expand=grow, augmentation=label, **run_kw), copies=copies)
 
-# %% ../nbs/07_augment.ipynb #f504e14b
+# %% ../nbs/07_augment.ipynb #2b8b4480
 FILLS = ('floor', 'mean', 'loudest')            # what masks write; 'loudest' is the study's 0 dB
 TRANSFORMS = ('shift', 'noise', 'freq', 'time')
 
@@ -179,7 +162,7 @@ def warp_bands(x: torch.Tensor, src: torch.Tensor, fill: torch.Tensor) -> torch.
     outside = ((src < -0.5) | (src > M - 0.5))[:, None, :, None]
     return torch.where(outside, fill.to(x.dtype)[:, None, None, None], out)
 
-# %% ../nbs/07_augment.ipynb #94da0da8
+# %% ../nbs/07_augment.ipynb #885d819c
 @dataclass
 class Augmenter:
     "Fresh random Mel shift, noise and masks for each padded batch (B, 1, n_mels, T), on the batch's device."
@@ -241,7 +224,7 @@ class Augmenter:
         x = torch.from_numpy(np.ascontiguousarray(S_db, dtype=np.float32))[None, None]
         return self(x, torch.tensor([S_db.shape[1]]), g)[0, 0].numpy()
 
-# %% ../nbs/07_augment.ipynb #01f5178d
+# %% ../nbs/07_augment.ipynb #f686355e
 def ablation_augmenters(base: Augmenter | None = None) -> dict[str, Augmenter | None]:
     "No augmentation, all transforms, each alone, all but each, and all with the study's loudest-value masks."
     base = base or Augmenter()
@@ -266,9 +249,9 @@ def compare_augment(augmenters: dict[str, Callable | None], data: tuple, seeds: 
 def augment_table(runs: dict[str, list[dict]]) -> str:
     "Mean test accuracy per named setting (+- SD over seeds), validation accuracy, and the change against the first."
     first = np.mean([r['test_acc'] for r in next(iter(runs.values()))])
-    lines = [f"{'augmentation':<22} {'seeds':>5} {'val acc':>8} {'test acc':>15} {'vs first':>9}"]
+    lines = [f"{'augmentation':<28} {'seeds':>5} {'val acc':>8} {'test acc':>15} {'vs first':>9}"]
     for name, rs in runs.items():
         acc = [r['test_acc'] for r in rs]
-        lines.append(f"{name:<22} {len(rs):>5} {np.mean([r['val_acc'] for r in rs]):>8.1%} "
+        lines.append(f"{name:<28} {len(rs):>5} {np.mean([r['val_acc'] for r in rs]):>8.1%} "
                      f"{f'{np.mean(acc):.1%} +- {np.std(acc):.1%}':>15} {100 * (np.mean(acc) - first):>+8.1f}p")
     return '\n'.join(lines)

@@ -11,7 +11,7 @@ __all__ = ['SPLIT_SEED', 'TEST_SIZE', 'USER_ERRORS', 'format_confusion', 'train_
 
 # %% ../nbs/10_cli.ipynb #b476bbb3
 import argparse, json, sys
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -116,7 +116,7 @@ def _corpus(args) -> Corpus:
 def _train_cfg(args) -> TrainConfig:
     return TrainConfig(strategy=args.strategy, layers=args.layers, lr=args.lr, epochs=args.epochs,
                        batch_size=args.batch_size, patience=args.patience, seed=args.seed,
-                       batch_norm=args.batch_norm, device=args.device)
+                       batch_norm=args.batch_norm, schedule=args.schedule, device=args.device)
 
 def _report(res: dict) -> None:
     print(f"best epoch {res['best_epoch']} (validation accuracy {res['val_accuracy']:.1%})")
@@ -186,12 +186,16 @@ def _training(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument('--strategy', default=d.strategy, choices=['bs1', 'resized', 'bucketed'],
                    help='batch size 1, resized to 128x256, or length-bucketed masked batches (default: %(default)s)')
     p.add_argument('--layers', type=int, default=d.layers, choices=[3, 4], help='conv layers (default: %(default)s)')
-    p.add_argument('--lr', type=float, default=d.lr, help="Adam's learning rate (default: %(default)s)")
+    p.add_argument('--lr', type=float, default=d.lr, help="Adam's (peak) learning rate (default: %(default)s)")
     p.add_argument('--epochs', type=int, default=epochs, help='most epochs (default: %(default)s)')
     p.add_argument('--batch-size', type=int, default=d.batch_size, help='clips per step (default: %(default)s)')
     p.add_argument('--patience', type=int, default=d.patience,
                    help='stop after this many epochs without a better validation score; 0 never (default: %(default)s)')
-    p.add_argument('--batch-norm', action='store_true', help='batch norm after each convolution')
+    p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm,
+                   help="batch norm after each convolution (default: on, except with --strategy bs1, where one clip's own "
+                        "statistics would not match evaluation's; --no-batch-norm is the study's net)")
+    p.add_argument('--schedule', default=d.schedule, choices=['cosine', 'constant'],
+                   help='learning rate per step: warm-up then cosine decay, or constant (default: %(default)s)')
     p.add_argument('--seed', type=int, default=0, help='seed of weights, batches and validation split (default: 0)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or mps (default: auto)')
 
@@ -202,7 +206,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest='command', required=True, metavar='COMMAND')
     p = sub.add_parser('demo', help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument('--out', default='ser_nbdev_demo', help='output folder (default: %(default)s)')
-    _training(p, epochs=30)
+    _training(p, epochs=20)  # a third of the recipe's epochs: the embedded corpus is small and the demo should be quick
     _common(p, data=False)
     p.set_defaults(run=cmd_demo)
     p = sub.add_parser('inspect', help=cmd_inspect.__doc__, description=cmd_inspect.__doc__)
@@ -212,7 +216,7 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_inspect)
     p = sub.add_parser('train', help=cmd_train.__doc__, description=cmd_train.__doc__)
     p.add_argument('--out', default='ser_nbdev_run', help='output folder (default: %(default)s)')
-    _training(p, epochs=30)
+    _training(p, epochs=TrainConfig.epochs)
     _common(p)
     p.set_defaults(run=cmd_train)
     p = sub.add_parser('evaluate', help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__)
@@ -230,7 +234,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--lr', type=float, nargs='+', default=[1e-3, 1e-4], help='learning rates (default: 1e-3 1e-4)')
     p.add_argument('--strategy', nargs='+', default=['bs1', 'resized', 'bucketed'], help='strategies (default: all)')
     p.add_argument('--epochs', type=int, default=30, help='most epochs per run (default: %(default)s)')
-    p.add_argument('--patience', type=int, default=10, help='early-stopping patience (default: %(default)s)')
+    p.add_argument('--patience', type=int, default=0,
+                   help='early-stopping patience; 0 trains every epoch, as the study did (default: %(default)s)')
     p.add_argument('--seeds', type=int, nargs='+', default=[0], help='seeds per row (default: 0)')
     p.add_argument('--out', default='ser_nbdev_experiments', help='output folder (default: %(default)s)')
     _common(p)

@@ -8,7 +8,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/experiments.html.md"""
 __all__ = ['STUDY_GRID', 'KEYS', 'corpus_data', 'accuracy_se', 'run_experiment', 'summarise', 'format_table', 'write_atomic',
            'save_table', 'study_table', 'loso_experiment']
 
-# %% ../nbs/09_experiments.ipynb #039e96f0
+# %% ../nbs/09_experiments.ipynb #07f08a59
 import csv
 import io
 import itertools
@@ -16,19 +16,18 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from .data import Corpus, carve_validation, load_corpus, loso_folds, study_split
 from .features import corpus_features
 from .mel import FeatureConfig
-from .train import TrainConfig, evaluate, fit
+from .train import STUDY_RECIPE, TrainConfig, evaluate, fit
 
-# %% ../nbs/09_experiments.ipynb #772e37d4
+# %% ../nbs/09_experiments.ipynb #58502713
 def corpus_data(corpus: Corpus | str | Path | None = None, feature_cfg: FeatureConfig | None = None,
                 progress: bool = False) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     "Features, labels and class names of a corpus (a Corpus, a folder, or None for the embedded one)."
@@ -37,15 +36,16 @@ def corpus_data(corpus: Corpus | str | Path | None = None, feature_cfg: FeatureC
     specs = corpus_features(corpus, feature_cfg or FeatureConfig(), progress=progress)
     return specs, np.array(corpus.column('label')), corpus.labels
 
-# %% ../nbs/09_experiments.ipynb #630b9baa
+# %% ../nbs/09_experiments.ipynb #469bcf8f
 def accuracy_se(p: float, n: int) -> float:
     "Standard error of an accuracy `p` measured on `n` independent test clips (binomial)."
     return float(np.sqrt(p * (1 - p) / n))
 
-# %% ../nbs/09_experiments.ipynb #a01067d2
+# %% ../nbs/09_experiments.ipynb #c284b70e
 def run_experiment(corpus: Corpus | str | Path | None = None, strategy: str = 'bucketed', layers: int = 3,
-                   lr: float = 1e-3, epochs: int = 30, seed: int = 0, *, data: tuple | None = None,
-                   split: tuple | None = None, feature_cfg: FeatureConfig | None = None, augment=None,
+                   lr: float = TrainConfig.lr, epochs: int = TrainConfig.epochs, seed: int = 0, *,
+                   data: tuple | None = None, split: tuple | None = None, feature_cfg: FeatureConfig | None = None,
+                   augment: Callable | None = None, expand: Callable | None = None, augmentation: str | None = None,
                    progress: bool = False, **train_kw) -> dict:
     "Train on the study's split (validation carved from training), select on validation, score the test set once."
     specs, labels, label_names = data or corpus_data(corpus, feature_cfg)
@@ -53,24 +53,30 @@ def run_experiment(corpus: Corpus | str | Path | None = None, strategy: str = 'b
     cfg = TrainConfig(strategy=strategy, layers=layers, lr=lr, epochs=epochs, seed=seed, **train_kw)
     train_idx, val_idx = carve_validation(train_idx, labels, cfg.val_size, seed=seed)
     pick = lambda idx: [specs[i] for i in idx]
+    train_specs, train_labels, source = pick(train_idx), labels[train_idx], np.arange(len(train_idx))
+    if expand is not None:  # offline growth sees only what is left for training: validation is already carved out
+        train_specs, train_labels, source = expand(train_specs, train_labels, seed)
+    if augmentation is None:
+        augmentation = ' + '.join(['offline'] * (expand is not None) + ['on the fly'] * (augment is not None)) or 'none'
     start = time.perf_counter()
-    model, h = fit(pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx], cfg, label_names,
+    model, h = fit(train_specs, train_labels, pick(val_idx), labels[val_idx], cfg, label_names,
                    feature_cfg, augment=augment, progress=progress)
     seconds = time.perf_counter() - start
     test = evaluate(model, pick(test_idx), labels[test_idx], label_names)
-    return dict(strategy=strategy, layers=layers, lr=lr, seed=seed, epochs=h.epochs, best_epoch=h.best_epoch,
+    return dict(strategy=strategy, layers=layers, lr=lr, batch_norm=cfg.norm, schedule=cfg.schedule,
+                augmentation=augmentation, seed=seed, epochs=h.epochs, best_epoch=h.best_epoch,
                 val_acc=h.val_acc[h.best_epoch - 1], test_acc=test['accuracy'], test_uar=test['uar'],
-                test_macro_f1=test['macro_f1'], n_train=len(train_idx), n_val=len(val_idx), n_test=len(test_idx),
+                test_macro_f1=test['macro_f1'], n_train=len(train_specs), n_val=len(val_idx), n_test=len(test_idx),
                 seconds_per_epoch=seconds / h.epochs, confusion=test['confusion'].tolist(),
-                label_names=label_names, history=asdict(h),
+                label_names=label_names, history=asdict(h), sources=train_idx[source].tolist(),
                 config={k: v for k, v in asdict(cfg).items() if k not in ('strategy', 'layers', 'lr', 'seed')})
 
-# %% ../nbs/09_experiments.ipynb #ecc46e3d
+# %% ../nbs/09_experiments.ipynb #50536b11
 STUDY_GRID = {'layers': [3, 4], 'lr': [1e-3, 1e-4], 'strategy': ['bs1', 'resized', 'bucketed']}
-KEYS = ('layers', 'lr', 'strategy')  # what identifies one row of the table
+KEYS = ('layers', 'lr', 'strategy', 'batch_norm', 'schedule', 'augmentation')  # what identifies one row
 
 def summarise(runs: Sequence[dict]) -> list[dict]:
-    "One row per (layers, lr, strategy): means and standard deviations over its seeds."
+    "One row per combination of `KEYS`: means and standard deviations over its seeds."
     rows = {}
     for r in runs:
         rows.setdefault(tuple(r[k] for k in KEYS), []).append(r)
@@ -86,12 +92,14 @@ def summarise(runs: Sequence[dict]) -> list[dict]:
 
 def format_table(rows: Sequence[dict]) -> str:
     "The summary as a text table: honest test accuracy (mean +- std over seeds) and the mean best epoch."
-    lines = [f"{'layers':>6} {'lr':>7} {'strategy':<9} {'seeds':>5} {'best epoch':>10} {'val acc':>8} "
-             f"{'test acc':>13} {'test UAR':>9}"]
+    lines = [f"{'layers':>6} {'lr':>7} {'strategy':<9} {'bn':<3} {'schedule':<8} {'seeds':>5} {'best epoch':>10} "
+             f"{'val acc':>8} {'test acc':>13} {'test UAR':>9}  augmentation"]
     for r in rows:
         acc = f"{r['test_acc']:.1%}" + (f" +- {r['test_acc_std']:.1%}" if r['seeds'] > 1 else '')
-        lines.append(f"{r['layers']:>6} {r['lr']:>7g} {r['strategy']:<9} {r['seeds']:>5} {r['best_epoch']:>10.1f} "
-                     f"{r['val_acc']:>8.1%} {acc:>13} {r['test_uar']:>9.1%}")
+        bn = 'yes' if r['batch_norm'] else 'no'
+        lines.append(f"{r['layers']:>6} {r['lr']:>7g} {r['strategy']:<9} {bn:<3} {r['schedule']:<8} {r['seeds']:>5} "
+                     f"{r['best_epoch']:>10.1f} {r['val_acc']:>8.1%} {acc:>13} {r['test_uar']:>9.1%}  "
+                     f"{r['augmentation']}")
     return '\n'.join(lines)
 
 def write_atomic(path: str | Path, text: str) -> Path:
@@ -121,8 +129,8 @@ def save_table(rows: Sequence[dict], runs: Sequence[dict], out_dir: str | Path) 
 def study_table(corpus: Corpus | str | Path | None = None, grid: dict | None = None, epochs: int = 30,
                 seeds: Sequence[int] = (0,), out_dir: str | Path | None = None,
                 feature_cfg: FeatureConfig | None = None, progress: bool = True, **train_kw) -> list[dict]:
-    "The study's table: every (layers, lr, strategy) of `grid` over `seeds`; printed, and saved to `out_dir`."
-    grid = {**STUDY_GRID, **(grid or {})}
+    "The study's table: each (layers, lr, strategy) of `grid` over `seeds`, `STUDY_RECIPE` unless `train_kw` overrides."
+    grid, train_kw = {**STUDY_GRID, **(grid or {})}, {**STUDY_RECIPE, **train_kw}
     data = corpus_data(corpus, feature_cfg, progress=progress)
     combos = list(itertools.product(grid['layers'], grid['lr'], grid['strategy'], seeds))
     runs = []
@@ -137,11 +145,11 @@ def study_table(corpus: Corpus | str | Path | None = None, grid: dict | None = N
         save_table(rows, runs, out_dir)
     return rows
 
-# %% ../nbs/09_experiments.ipynb #895de368
+# %% ../nbs/09_experiments.ipynb #7574f89e
 def loso_experiment(corpus: Corpus | str | Path | None = None, strategy: str = 'bucketed', layers: int = 3,
-                    lr: float = 1e-3, epochs: int = 30, seed: int = 0, *, data: tuple | None = None,
-                    feature_cfg: FeatureConfig | None = None, augment=None, progress: bool = False,
-                    **train_kw) -> list[dict]:
+                    lr: float = TrainConfig.lr, epochs: int = TrainConfig.epochs, seed: int = 0, *,
+                    data: tuple | None = None, feature_cfg: FeatureConfig | None = None,
+                    augment: Callable | None = None, progress: bool = False, **train_kw) -> list[dict]:
     "Leave-one-speaker-out: for each speaker, train on the others (validation carved from them), test on them."
     if not isinstance(corpus, Corpus):
         corpus = load_corpus(corpus)

@@ -48,14 +48,17 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
         if not self.training or mask is None:
             return super().forward(x)
         n = mask.sum() * x.shape[2]  # valid positions per channel: frames x Mel bands
-        mean = (x * mask).sum((0, 2, 3)) / n
-        var = (((x - mean[:, None, None]) * mask) ** 2).sum((0, 2, 3)) / n
+        xm = x * mask
+        mean = xm.sum((0, 2, 3)) / n
+        # E[x^2] - E[x]^2: two sums over one masked copy, rather than a second pass over x - mean
+        var = ((xm * xm).sum((0, 2, 3)) / n - mean * mean).clamp_min(0)
         with torch.no_grad():
             self.running_mean.lerp_(mean, self.momentum)
             self.running_var.lerp_(var * n / (n - 1), self.momentum)  # running variance is unbiased, as in torch
             self.num_batches_tracked += 1
-        x = (x - mean[:, None, None]) / torch.sqrt(var[:, None, None] + self.eps)
-        return x * self.weight[:, None, None] + self.bias[:, None, None]
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        # one fused multiply-add over the map: (x - mean) * scale + bias without three temporaries
+        return torch.addcmul((self.bias - mean * scale)[:, None, None], x, scale[:, None, None])
 
 # %% ../nbs/06_models.ipynb #58975507
 class StudyCNN(nn.Module):
@@ -121,7 +124,7 @@ class ResizedCNN(StudyCNN):
 # %% ../nbs/06_models.ipynb #c9b70962
 MODELS = {
     'study': StudyCNN,                                              # variable length, masked pooling
-    'study_bn': lambda n_classes, **kw: StudyCNN(n_classes, batch_norm=True, **kw),
+    'study_bn': lambda n_classes, **kw: StudyCNN(n_classes, **{**kw, 'batch_norm': True}),
     'resized': ResizedCNN,                                          # fixed 128x256 input, flattened head
 }
 

@@ -10,7 +10,7 @@ from ser_nbdev.augment import (Augmenter, add_noise, expand, expanded_experiment
 from ser_nbdev.batching import pad_batch
 from ser_nbdev.data import carve_validation, study_split
 from ser_nbdev.denoise import snr_db
-from ser_nbdev.experiments import run_experiment
+from ser_nbdev.experiments import run_experiment, summarise
 from ser_nbdev.mel import FeatureConfig
 
 torch.set_num_threads(1)
@@ -51,9 +51,18 @@ def test_on_the_fly_sees_training_clips_only(strategy):
     data = tagged_data()
     fit_ids, val_ids, test_ids = expected_split(data[1])
     spy = Spy(Augmenter(cfg=CFG))
-    run_experiment(data=data, strategy=strategy, layers=3, epochs=2, seed=0, augment=spy, patience=0)
+    r = run_experiment(data=data, strategy=strategy, layers=3, epochs=2, seed=0, augment=spy, patience=0)
     assert set(spy.ids) == fit_ids and not set(spy.ids) & (val_ids | test_ids)
     assert sorted(spy.ids) == sorted(2 * list(fit_ids))   # every training clip once per epoch, nothing else
+    assert r['augmentation'] == 'on the fly' and set(r['sources']) == fit_ids
+
+
+def test_table_keeps_augmented_and_plain_rows_apart():
+    runs = [dict(layers=3, lr=1e-3, strategy='bucketed', batch_norm=True, schedule='cosine', augmentation=a, seed=s,
+                 best_epoch=1, val_acc=0.5, test_acc=acc, test_uar=acc, test_macro_f1=acc, n_test=60)
+            for a, acc in (('none', 0.5), ('on the fly', 0.6)) for s in (0, 1)]
+    rows = summarise(runs)
+    assert [(r['augmentation'], r['seeds'], r['test_acc']) for r in rows] == [('none', 2, 0.5), ('on the fly', 2, 0.6)]
 
 
 def test_offline_copies_come_from_training_clips_only():
@@ -66,6 +75,7 @@ def test_offline_copies_come_from_training_clips_only():
     assert set(r['sources']) == fit_ids and r['n_train'] == 3 * len(fit_ids)
     assert set(batches.ids) == fit_ids                                 # originals and copies: training clips only
     assert r['n_val'] == len(val_ids) and r['n_test'] == len(test_ids)
+    assert r['augmentation'] == '2x offline + on the fly' and r['copies'] == 2
 
 
 def test_expand_keeps_originals_and_labels():
