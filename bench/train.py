@@ -159,7 +159,8 @@ def main(argv=None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     record = dict(device=f'{device.type} ({name})', threads=threads, torch=torch.__version__,
                   data=args.data or 'embedded', epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size,
-                  lr=args.lr, batch_norm=args.batch_norm, schedule=args.schedule, seconds_per_epoch=sec, speedup=speedup, test_acc_mean=acc, test_acc_std=std, runs=results,
+                  lr=args.lr, batch_norm=args.batch_norm, schedule=args.schedule, seconds_per_epoch=sec,
+                  speedup=speedup, test_acc_mean=acc, test_acc_std=std, runs=results,
                   commands=['python bench/train.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
     with os.fdopen(fd, 'w') as f:

@@ -41,7 +41,7 @@ def format_confusion(confusion, label_names) -> str:
 
 def train_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None,
                  feature_cfg: FeatureConfig | None = None, progress: bool = True) -> dict:
-    "Train on `corpus`'s study split (validation carved from training), score the test split once, save it all to `out`."
+    "Train on `corpus`'s study split (validation carved from training), score the test split once, save all to `out`."
     cfg, feature_cfg, out = cfg or TrainConfig(), feature_cfg or FeatureConfig(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = corpus_features(corpus, feature_cfg, progress=progress)
@@ -192,8 +192,8 @@ def _training(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument('--patience', type=int, default=d.patience,
                    help='stop after this many epochs without a better validation score; 0 never (default: %(default)s)')
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm,
-                   help="batch norm after each convolution (default: on, except with --strategy bs1, where one clip's own "
-                        "statistics would not match evaluation's; --no-batch-norm is the study's net)")
+                   help="batch norm after each convolution (default: on, except with --strategy bs1, where one "
+                        "clip's own statistics would not match evaluation's; --no-batch-norm is the study's net)")
     p.add_argument('--schedule', default=d.schedule, choices=['cosine', 'constant'],
                    help='learning rate per step: warm-up then cosine decay, or constant (default: %(default)s)')
     p.add_argument('--seed', type=int, default=0, help='seed of weights, batches and validation split (default: 0)')
