@@ -10,6 +10,9 @@ Writes `bench/results/aesdd.json` (through a temporary file and one rename) with
 The last line reads `aesdd seed_split <A> loso <L>` (percent). A benchmark, not a test: it trains 3 + 6 networks.
 
     python bench/aesdd.py --data PATH [--epochs 60] [--seeds 0 1 2] [--no-batch-norm] [--no-loso]
+
+`aesdd_study.json` holds the same runs with the study's head (`--model study`), made before `BandCNN` became the
+default network.
 """
 import argparse
 import json

@@ -3,18 +3,21 @@
 Both arms train the same CNN (`TrainConfig` defaults unless told otherwise) on the study's split (80/20
 stratified, `random_state=42`) with validation carved from the training part (15%, per seed), keep the epoch
 chosen on validation and score the test set once
-(`ser_nbdev.experiments.run_experiment`). The augmented arm passes `augment=Augmenter()` (chapter 07): a fresh Mel
-shift, noise, frequency mask and time mask, each with probability 0.6, on every training batch. Validation and test
-clips are never augmented. `--ablation` runs chapter 07's ablation instead of the two arms: each transform alone, all
-but each, and the study's masks filled with the loudest value. Runs on the embedded corpus, or any corpus the loaders
-read with `--data PATH`. A benchmark, not a test. The last line reads
+(`ser_nbdev.experiments.run_experiment`). The augmented arm passes `augment=Augmenter(transforms=...)` (chapter 07):
+fresh random transforms, each with probability 0.6, on every training batch; `--transforms` picks them from a Mel
+shift, noise, a frequency mask and a time mask (default: all four). Which ones suit a network is a choice to make on
+validation clips (`bench/recipe.py`), not here. Validation and test clips are never augmented. `--ablation` runs
+chapter 07's ablation of all four instead of the two arms: each transform alone, all but each, and the study's
+masks filled with the loudest value. Runs on the embedded corpus, or any corpus the loaders read with `--data PATH`.
+A benchmark, not a test. The last line reads
 `augment_gain <G> acc_plain <A> acc_augmented <B>` (G in points, A and B in percent).
 
-    python bench/augment.py [--data PATH] [--seeds 0 1 2] [--epochs 60] [--layers 3] [--ablation]
+    python bench/augment.py [--data PATH] [--seeds 0 1 2] [--model bands] [--transforms time ...] [--ablation]
 
 Records made before the package's recipe became the default (`augment_aesdd_e30.json`, `augment_aesdd_e60.json`,
-`augment_ablation_embedded.json`) repeat with `--no-batch-norm --schedule constant --lr 1e-3 --patience 10` and
-the `--epochs` their commands give.
+`augment_ablation_embedded.json`) repeat with `--model study --no-batch-norm --schedule constant --lr 1e-3
+--patience 10` and the `--epochs` their commands give; `augment_aesdd_study.json` (made before `BandCNN` became
+the default, with all four transforms) with `--model study`.
 """
 import argparse
 import json
@@ -28,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ser_nbdev.augment import Augmenter, ablation_augmenters, augment_table, compare_augment
+from ser_nbdev.augment import TRANSFORMS, Augmenter, ablation_augmenters, augment_table, compare_augment
 from ser_nbdev.experiments import corpus_data
 from ser_nbdev.train import TrainConfig
 
@@ -41,7 +44,10 @@ def main(argv=None) -> None:
     p.add_argument('--epochs', type=int, default=d.epochs, help='at most this many epochs per run')
     p.add_argument('--patience', type=int, default=d.patience,
                    help='stop after this many epochs without a better validation score (0: never)')
+    p.add_argument('--model', default=d.model, choices=['bands', 'study'], help='the network (default: %(default)s)')
     p.add_argument('--layers', type=int, default=d.layers)
+    p.add_argument('--transforms', nargs='+', default=list(TRANSFORMS), choices=list(TRANSFORMS),
+                   help="the augmented arm's transforms (default: all)")
     p.add_argument('--lr', type=float, default=d.lr)
     p.add_argument('--strategy', default='bucketed', choices=['bs1', 'resized', 'bucketed'])
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm)
@@ -58,11 +64,13 @@ def main(argv=None) -> None:
     print(f'device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
     data = corpus_data(args.data)
     print(f"data: {args.data or 'embedded corpus'}: {len(data[0])} clips, {len(data[2])} classes; "
-          f'{args.strategy}, {args.layers} layers, lr {args.lr:g}, at most {args.epochs} epochs, seeds {args.seeds}')
+          f'{args.strategy}, {args.model}, {args.layers} layers, lr {args.lr:g}, at most {args.epochs} epochs, '
+          f'seeds {args.seeds}')
 
-    augmenters = ablation_augmenters() if args.ablation else {'none': None, 'all': Augmenter()}
+    augmenter = Augmenter(transforms=tuple(args.transforms))
+    augmenters = ablation_augmenters() if args.ablation else {'none': None, 'all': augmenter}
     runs = compare_augment(augmenters, data, seeds=args.seeds, progress=True, strategy=args.strategy,
-                           layers=args.layers, lr=args.lr, epochs=args.epochs, patience=args.patience,
+                           model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs, patience=args.patience,
                            batch_norm=args.batch_norm, schedule=args.schedule)
     print(augment_table(runs))
 
@@ -72,9 +80,10 @@ def main(argv=None) -> None:
     keep = ('seed', 'epochs', 'best_epoch', 'val_acc', 'test_acc', 'test_uar', 'test_macro_f1', 'n_train', 'n_val',
             'n_test', 'seconds_per_epoch', 'confusion')
     record = dict(device=f'{device} ({name})', torch=torch.__version__, data=args.data or 'embedded',
-                  strategy=args.strategy, layers=args.layers, lr=args.lr, epochs=args.epochs, seeds=args.seeds,
+                  strategy=args.strategy, model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs,
+                  seeds=args.seeds,
                   patience=args.patience, batch_norm=args.batch_norm, schedule=args.schedule,
-                  augmenter=repr(Augmenter()), test_acc_mean=acc,
+                  augmenter=repr(augmenter), test_acc_mean=acc,
                   runs={k: [{f: r[f] for f in keep} for r in rs] for k, rs in runs.items()},
                   commands=['python bench/augment.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')

@@ -1,22 +1,24 @@
 """Seconds per training epoch at batch size 1 against length-bucketed batches, same model and data, one run.
 
-Both runs train the same network with the same settings, by default the study's: its 3-layer CNN without batch norm,
-Adam at a constant 1e-3 (batch norm cannot be compared here: at batch size 1 it normalises each clip by itself, and
-evaluation's running averages do not match, see `TrainConfig.norm`), on the study's split (80/20 stratified,
-`random_state=42`), with validation carved from the training part (15%), and are stepped epoch by epoch in turn
-(interleaved), so a machine shared with other work slows both alike. An epoch's time counts
-training and the validation pass. They differ only in how clips reach the network:
+Both runs train the same network, by default the study's 3-layer CNN (`--model bands` for the package's head),
+without batch norm (batch norm cannot be compared here: at batch size 1 it normalises each clip by itself, and
+evaluation's running averages do not match, see `TrainConfig.norm`), on the same data: the study's split (80/20
+stratified, `random_state=42`), with validation carved from the training part (15%). They are stepped epoch by
+epoch in turn (interleaved), so a machine shared with other work slows both alike. An epoch's time counts training
+and the validation pass. They differ in how clips reach the network, and in the step size that suits it:
 
-- bs1: the study's loop: one clip per Adam step, validation one clip at a time, default (NCHW) memory layout.
+- bs1: the study's loop: one clip per Adam step at the study's constant 1e-3 (`--bs1-lr`), validation one clip at a
+  time, PyTorch's default (NCHW) memory layout.
 - bucketed: batches of clips of similar length padded to the longest and masked, validation in length-sorted padded
-  batches under `torch.inference_mode`, channels_last memory layout.
+  batches under `torch.inference_mode`, channels_last memory layout; Adam at the package's schedule (`--lr`, cosine
+  with one epoch of warm-up): a batch of 8 takes 8 times fewer steps per epoch, so it takes larger ones.
 
 Accuracy is honest: the test accuracy of the epoch chosen on validation, as a mean over `--seeds` seeds.
 `--ablation` first times the steps between the two (a few interleaved epochs each) and prints what each bought.
 Runs on the embedded corpus, or any corpus the loaders read with `--data PATH`. A benchmark, not a test. The last
 line reads `speedup <R>x acc_bs1 <A> acc_bucketed <B>` (R on the device named in the first line; A and B in percent).
 
-    python bench/train.py [--data PATH] [--epochs 20] [--seeds 3] [--batch-size 8] [--ablation]
+    python bench/train.py [--data PATH] [--model study] [--epochs 20] [--seeds 3] [--batch-size 8] [--ablation]
 """
 import argparse
 import json
@@ -44,9 +46,9 @@ class UnsortedTrainer(Trainer):
         return [order[i:i + self.cfg.batch_size] for i in range(0, len(order), self.cfg.batch_size)]
 
 
-def study_bs1(cfg: TrainConfig) -> TrainConfig:
-    "The study's loop: one clip per step, one clip per validation step, NCHW."
-    return replace(cfg, strategy='bs1', eval_batch_size=1, channels_last=False)
+def study_bs1(cfg: TrainConfig, lr: float) -> TrainConfig:
+    "The study's loop: one clip per step at a constant `lr`, one clip per validation step, NCHW."
+    return replace(cfg, strategy='bs1', eval_batch_size=1, channels_last=False, lr=lr, schedule='constant')
 
 
 def interleave(runs: dict, epochs: int, threads: dict | None = None) -> dict:
@@ -60,12 +62,15 @@ def interleave(runs: dict, epochs: int, threads: dict | None = None) -> dict:
     return {name: run.history.seconds for name, run in runs.items()}
 
 
-def ablation(data: tuple, cfg: TrainConfig, label_names: list, epochs: int, base_threads: int) -> None:
-    "Time the steps from the study's loop to the bucketed one, interleaved, and print what each bought."
+def ablation(data: tuple, cfg: TrainConfig, bs1_cfg: TrainConfig, label_names: list, epochs: int,
+             base_threads: int) -> dict[str, float]:
+    "Time the steps from the study's loop to the bucketed one, interleaved; print and return each one's s/epoch."
     steps = [  # (name, what changed, trainer class, config, threads)
-        ('bs1 study', 'one clip per step and per validation step', Trainer, study_bs1(cfg), base_threads),
+        ('bs1 study', 'one clip per step and per validation step', Trainer, bs1_cfg, base_threads),
         ('bs1 + batched val', 'validation in sorted padded batches', Trainer,
-         replace(study_bs1(cfg), eval_batch_size=cfg.eval_batch_size), base_threads),
+         replace(bs1_cfg, eval_batch_size=cfg.eval_batch_size), base_threads),
+        ('bs1 + channels_last', 'NHWC layout, validation batched', Trainer,
+         replace(bs1_cfg, eval_batch_size=cfg.eval_batch_size, channels_last=True), base_threads),
         ('padded, unsorted', f'random batches of {cfg.batch_size}, padded', UnsortedTrainer,
          replace(cfg, eval_batch_size=1, channels_last=False), base_threads),
         ('+ sorted by length', 'length buckets', Trainer, replace(cfg, eval_batch_size=1, channels_last=False),
@@ -83,10 +88,11 @@ def ablation(data: tuple, cfg: TrainConfig, label_names: list, epochs: int, base
     print(f"\nablation: median seconds per epoch over epoch{'s 2-' if epochs > 1 else ' '}{epochs}, interleaved "
           f'(seed {cfg.seed})')
     print(f"{'step':<22}{'change':<46}{'s/epoch':>9}{'vs bs1':>8}")
+    medians = {name: float(np.median(warm(seconds[name]))) for name, *_ in steps}
     for name, change, *_ in steps:
-        s = np.median(warm(seconds[name]))
-        print(f'{name:<22}{change:<46}{s:>9.2f}{base / s:>7.2f}x')
+        print(f'{name:<22}{change:<46}{medians[name]:>9.2f}{base / medians[name]:>7.2f}x')
     print()
+    return medians
 
 
 def main(argv=None) -> None:
@@ -94,12 +100,15 @@ def main(argv=None) -> None:
     p.add_argument('--data', help='corpus folder (default: the embedded synthetic corpus)')
     p.add_argument('--epochs', type=int, default=20, help='epochs per run (no early stopping, so times compare)')
     p.add_argument('--seeds', type=int, default=3, help='seeds 0..N-1; accuracy is their mean')
+    p.add_argument('--model', default='study', choices=['study', 'bands'], help="the network (default: the study's)")
     p.add_argument('--layers', type=int, default=3)
-    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--lr', type=float, default=TrainConfig.lr, help='peak step size of the bucketed run')
+    p.add_argument('--bs1-lr', type=float, default=1e-3, help="the bs1 run's constant step size (the study's)")
     p.add_argument('--batch-size', type=int, default=TrainConfig.batch_size)
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=False,
                    help='batch norm in both arms (the bs1 arm then fails: TrainConfig refuses it)')
-    p.add_argument('--schedule', default='constant', choices=['cosine', 'constant'])
+    p.add_argument('--schedule', default=TrainConfig.schedule, choices=['cosine', 'constant'],
+                   help="the bucketed run's schedule (bs1 keeps the study's constant step)")
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     p.add_argument('--ablation', action='store_true', help='first time each step between the two loops')
     p.add_argument('--ablation-epochs', type=int, default=3)
@@ -123,20 +132,21 @@ def main(argv=None) -> None:
     print(f"data: {args.data or 'embedded corpus'}: {len(specs)} clips, {len(label_names)} classes, "
           f'{frames.mean():.0f} frames per clip on average (min {frames.min()}, max {frames.max()})')
 
-    base = TrainConfig(strategy='bucketed', layers=args.layers, lr=args.lr, epochs=args.epochs,
+    base = TrainConfig(strategy='bucketed', model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs,
                        batch_size=args.batch_size, patience=0, threads=threads, batch_norm=args.batch_norm,
                        schedule=args.schedule)
     pick = lambda idx: [specs[i] for i in idx]
+    steps = None
     if args.ablation:
         train_idx, val_idx = carve_validation(train_all, labels, base.val_size, seed=0)
         data = (pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx])
-        ablation(data, base, label_names, args.ablation_epochs, threads)
+        steps = ablation(data, base, study_bs1(base, args.bs1_lr), label_names, args.ablation_epochs, threads)
 
     results = {'bs1': [], 'bucketed': []}
     for seed in range(args.seeds):
         train_idx, val_idx = carve_validation(train_all, labels, base.val_size, seed=seed)
         data = (pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx])
-        cfgs = {'bs1': study_bs1(replace(base, seed=seed)), 'bucketed': replace(base, seed=seed)}
+        cfgs = {'bs1': study_bs1(replace(base, seed=seed), args.bs1_lr), 'bucketed': replace(base, seed=seed)}
         runs = {k: Trainer(*data, c, label_names) for k, c in cfgs.items()}
         interleave(runs, args.epochs)
         line = [f'seed {seed}: train {len(train_idx)} val {len(val_idx)} test {len(test_idx)}']
@@ -158,9 +168,10 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = dict(device=f'{device.type} ({name})', threads=threads, torch=torch.__version__,
-                  data=args.data or 'embedded', epochs=args.epochs, seeds=args.seeds, batch_size=args.batch_size,
-                  lr=args.lr, batch_norm=args.batch_norm, schedule=args.schedule, seconds_per_epoch=sec,
-                  speedup=speedup, test_acc_mean=acc, test_acc_std=std, runs=results,
+                  data=args.data or 'embedded', model=args.model, epochs=args.epochs, seeds=args.seeds,
+                  batch_size=args.batch_size, lr=args.lr, bs1_lr=args.bs1_lr, batch_norm=args.batch_norm,
+                  schedule=args.schedule, seconds_per_epoch=sec, speedup=speedup, test_acc_mean=acc,
+                  test_acc_std=std, ablation_seconds_per_epoch=steps, runs=results,
                   commands=['python bench/train.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
     with os.fdopen(fd, 'w') as f:

@@ -114,7 +114,7 @@ def _corpus(args) -> Corpus:
     return load_corpus(args.data, kind=args.kind)
 
 def _train_cfg(args) -> TrainConfig:
-    return TrainConfig(strategy=args.strategy, layers=args.layers, lr=args.lr, epochs=args.epochs,
+    return TrainConfig(strategy=args.strategy, model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs,
                        batch_size=args.batch_size, patience=args.patience, seed=args.seed,
                        batch_norm=args.batch_norm, schedule=args.schedule, device=args.device)
 
@@ -185,6 +185,8 @@ def _training(p: argparse.ArgumentParser, epochs: int) -> None:
     d = TrainConfig()
     p.add_argument('--strategy', default=d.strategy, choices=['bs1', 'resized', 'bucketed'],
                    help='batch size 1, resized to 128x256, or length-bucketed masked batches (default: %(default)s)')
+    p.add_argument('--model', default=d.model, choices=['bands', 'study'],
+                   help="head: a mean per Mel band, or the study's single mean (default: %(default)s)")
     p.add_argument('--layers', type=int, default=d.layers, choices=[3, 4], help='conv layers (default: %(default)s)')
     p.add_argument('--lr', type=float, default=d.lr, help="Adam's (peak) learning rate (default: %(default)s)")
     p.add_argument('--epochs', type=int, default=epochs, help='most epochs (default: %(default)s)')

@@ -6,7 +6,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/models.html.md"""
 
 # %% auto #0
 __all__ = ['ARCHS', 'MODELS', 'frames_after', 'time_mask', 'receptive_field', 'MaskedBatchNorm2d', 'StudyCNN', 'ResizedCNN',
-           'build_model']
+           'BandCNN', 'build_model']
 
 # %% ../nbs/06_models.ipynb #b8858a33
 import torch
@@ -81,17 +81,20 @@ class StudyCNN(nn.Module):
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[-1], device=x.device)
         lengths = lengths.to(x.device)
-        x = x.contiguous(memory_format=torch.channels_last)  # the layout of the weights
+        # the layout of the weights: channels_last unless the caller converted the model back
+        cl = self.convs[-1].weight.is_contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
         for i, conv in enumerate(self.convs):
             mask = time_mask(lengths, x.shape[-1])
             # zero beyond each clip's end: the next conv then sees the zeros batch size 1 sees through padding=1
             x = conv(x * mask)
             if self.norms is not None:
                 x = self.norms[i](x, mask)
-            x = F.relu(x)
             if self.pools[i]:
                 x = F.max_pool2d(x, 2)
                 lengths = lengths // 2  # max-pool floors, as it does for one clip alone
+            # after the pool: max and ReLU commute, and the ReLU then touches a quarter of the map
+            x = F.relu(x)
         return x, lengths
 
     def pool(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -121,15 +124,36 @@ class ResizedCNN(StudyCNN):
         x, _ = self.trunk(x)
         return self.head(self.dropout(x.flatten(1)))
 
+# %% ../nbs/06_models.ipynb #4631e774
+class BandCNN(StudyCNN):
+    "The study's conv layers with a head that averages over valid frames only and keeps each Mel band's mean."
+    def __init__(self, n_classes: int, layers: int = 3, n_mels: int = 128, dropout: float = 0.25,
+                 batch_norm: bool = False):
+        super().__init__(n_classes, layers, dropout, batch_norm)
+        self.n_mels = n_mels
+        self.head = nn.Linear(self.channels[-1] * (n_mels >> sum(self.pools)), n_classes)  # pools floor: n >> k
+
+    def pool(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        "Mean over valid frames for each channel and band, flattened: (B, C * bands)."
+        mask = time_mask(lengths, x.shape[-1])
+        return ((x * mask).sum(3) / lengths.clamp_min(1)[:, None, None]).flatten(1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        "Logits (B, n_classes) for (B, 1, n_mels, T) input with valid frames `lengths`; n_mels must match the head."
+        if x.shape[2] != self.n_mels:
+            raise ValueError(f'BandCNN was built for {self.n_mels} Mel bands, got input with {x.shape[2]}')
+        return super().forward(x, lengths)
+
 # %% ../nbs/06_models.ipynb #c9b70962
 MODELS = {
     'study': StudyCNN,                                              # variable length, masked pooling
     'study_bn': lambda n_classes, **kw: StudyCNN(n_classes, **{**kw, 'batch_norm': True}),
     'resized': ResizedCNN,                                          # fixed 128x256 input, flattened head
+    'bands': BandCNN,                                               # variable length, a mean per Mel band
 }
 
 def build_model(name: str, n_classes: int, **kw) -> nn.Module:
-    "A model by name: 'study', 'study_bn' (with batch norm) or 'resized'; `kw` go to its constructor."
+    "A model by name: 'study', 'study_bn' (with batch norm), 'resized' or 'bands'; `kw` go to its constructor."
     if name not in MODELS:
         raise ValueError(f'unknown model {name!r}; choose one of {sorted(MODELS)}')
     return MODELS[name](n_classes, **kw)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ser_nbdev.batching import BucketSampler, pad_batch, padding_fraction, resize_batch
-from ser_nbdev.models import ResizedCNN, StudyCNN, build_model, frames_after
+from ser_nbdev.models import BandCNN, ResizedCNN, StudyCNN, build_model, frames_after
 
 torch.set_num_threads(1)
 
@@ -29,11 +29,13 @@ def batch_vs_alone(model, specs, fill=None):
 LENGTHS = [16, 17, 31, 44, 45, 63, 90, 127]
 
 
+@pytest.mark.parametrize('net', [StudyCNN, BandCNN])
 @pytest.mark.parametrize('layers', [3, 4])
 @pytest.mark.parametrize('batch_norm', [False, True])
-def test_padded_batch_equals_batch_size_1(layers, batch_norm):
+def test_padded_batch_equals_batch_size_1(net, layers, batch_norm):
     torch.manual_seed(0)
-    model = StudyCNN(5, layers=layers, batch_norm=batch_norm)
+    model = net(5, layers=layers, batch_norm=batch_norm) if net is StudyCNN else \
+        net(5, layers=layers, n_mels=32, batch_norm=batch_norm)
     specs = clips(LENGTHS)
     if batch_norm:  # move the running statistics off the identity
         x, lengths = pad_batch(specs)
@@ -57,6 +59,47 @@ def test_unmasked_batch_differs():
     with torch.no_grad():
         alone = model(torch.from_numpy(specs[0])[None, None])
         assert (model(x)[:1] - alone).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize('layers', [3, 4])
+def test_band_head_keeps_frequency(layers):
+    "BandCNN's head sees each Mel band: the same pattern in other bands gives other features."
+    torch.manual_seed(0)
+    x = torch.zeros(1, 1, 32, 40)
+    low, high = x.clone(), x.clone()
+    low[..., 4:8, :], high[..., 20:24, :] = 1.0, 1.0
+    band = BandCNN(5, layers=layers, n_mels=32).eval()
+    with torch.no_grad():
+        fl, fh = (band.pool(*band.trunk(v)) for v in (low, high))
+    assert fl.shape == (1, band.channels[-1] * (32 >> sum(band.pools)))
+    assert (fl - fh).abs().max() > 1e-3
+    with pytest.raises(ValueError, match='32 Mel bands'):
+        band(torch.zeros(1, 1, 40, 40))
+
+
+def test_layout_follows_the_weights():
+    "channels_last (the default) and the plain layout give the same logits; the maps take the weights' layout."
+    torch.manual_seed(0)
+    model = StudyCNN(5, batch_norm=True).eval()
+    x, lengths = pad_batch(clips([30, 50]))
+    with torch.no_grad():
+        cl = model(x, lengths)
+        model.to(memory_format=torch.contiguous_format)
+        h, _ = model.trunk(x, lengths)
+        plain = model(x, lengths)
+    assert h.is_contiguous() and torch.allclose(cl, plain, atol=1e-5)
+
+
+def test_pool_before_relu_is_relu_before_pool():
+    "The trunk pools before its ReLU; max and ReLU commute, forward and backward."
+    torch.manual_seed(0)
+    a = torch.randn(2, 3, 8, 10, requires_grad=True)
+    b = a.detach().clone().requires_grad_()
+    y1, y2 = torch.relu(torch.nn.functional.max_pool2d(a, 2)), torch.nn.functional.max_pool2d(torch.relu(b), 2)
+    g = torch.randn_like(y1)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    assert torch.equal(y1, y2) and torch.equal(a.grad, b.grad)
 
 
 @pytest.mark.parametrize('layers', [3, 4])
@@ -93,6 +136,7 @@ def test_build_model():
     assert isinstance(build_model('study', 3, layers=4), StudyCNN)
     assert build_model('study_bn', 3).norms is not None
     assert isinstance(build_model('resized', 3), ResizedCNN)
+    assert build_model('bands', 3, n_mels=40).head.in_features == 64 * 10
     with pytest.raises(ValueError):
         build_model('transformer', 3)
     with pytest.raises(ValueError):

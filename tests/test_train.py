@@ -1,4 +1,4 @@
-"""TrainConfig's batch-norm rule: on for batches, off at batch size 1, and a clear error when asked for both."""
+"""TrainConfig: the batch-norm rule (on for batches, off at batch size 1, a clear error for both) and the network."""
 import pytest
 
 from ser_nbdev.train import TrainConfig, new_model
@@ -15,3 +15,17 @@ def test_batch_norm_at_batch_size_1_is_refused():
     with pytest.raises(ValueError, match="strategy 'bs1'"):
         TrainConfig(strategy='bs1', batch_norm=True)
     assert TrainConfig(strategy='bucketed', batch_norm=False).norm is False
+
+
+def test_default_network_and_the_studys():
+    "The recipe trains BandCNN; STUDY_RECIPE and `ser-nbdev train --model study` give the study's StudyCNN back."
+    from ser_nbdev.cli import _train_cfg, parser
+    from ser_nbdev.models import BandCNN, StudyCNN
+    from ser_nbdev.train import STUDY_RECIPE
+    assert isinstance(new_model(TrainConfig(), 5, n_mels=64), BandCNN)
+    study = new_model(TrainConfig(**STUDY_RECIPE), 5)
+    assert type(study) is StudyCNN and study.norms is None
+    args = parser().parse_args(['train', '--model', 'study'])
+    assert _train_cfg(args).model == 'study'
+    with pytest.raises(SystemExit):
+        parser().parse_args(['train', '--model', 'transformer'])
