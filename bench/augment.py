@@ -81,8 +81,7 @@ def main(argv=None) -> None:
             'n_test', 'seconds_per_epoch', 'confusion')
     record = dict(device=f'{device} ({name})', torch=torch.__version__, data=args.data or 'embedded',
                   strategy=args.strategy, model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs,
-                  seeds=args.seeds,
-                  patience=args.patience, batch_norm=args.batch_norm, schedule=args.schedule,
+                  seeds=args.seeds, patience=args.patience, batch_norm=args.batch_norm, schedule=args.schedule,
                   augmenter=repr(augmenter), test_acc_mean=acc,
                   runs={k: [{f: r[f] for f in keep} for r in rs] for k, rs in runs.items()},
                   commands=['python bench/augment.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
