@@ -6,13 +6,17 @@
 2. Leave-one-speaker-out: one fold per speaker (train on the others, validation carved from them, test on the
    speaker), seed 0. Reported: the mean test accuracy over the folds.
 
+Both train the package's recipe (`TrainConfig`'s defaults) with the on-the-fly augmentation that validation chose
+for it (`bench/recipe.py`: time masks only, `--transforms time`); `--transforms` with no names trains without it.
+
 Writes `bench/results/aesdd.json` (through a temporary file and one rename) with the exact command that made it.
 The last line reads `aesdd seed_split <A> loso <L>` (percent). A benchmark, not a test: it trains 3 + 6 networks.
 
-    python bench/aesdd.py --data PATH [--epochs 60] [--seeds 0 1 2] [--no-batch-norm] [--no-loso]
+    python bench/aesdd.py --data PATH [--epochs 60] [--seeds 0 1 2] [--transforms time] [--no-loso]
 
-`aesdd_study.json` holds the same runs with the study's head (`--model study`), made before `BandCNN` became the
-default network.
+Older records: `aesdd_plain.json` holds the same runs without augmentation (`--transforms` with no names), made
+before the time masks joined the recipe; `aesdd_study.json` the study's head (`--model study --transforms`), made
+before `BandCNN` became the default network.
 """
 import argparse
 import json
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ser_nbdev.augment import TRANSFORMS, Augmenter
 from ser_nbdev.data import load_corpus
 from ser_nbdev.experiments import corpus_data, loso_experiment, run_experiment, write_atomic
 from ser_nbdev.mel import FeatureConfig
@@ -49,7 +54,9 @@ def main(argv=None) -> None:
     p.add_argument('--schedule', default=d.schedule, choices=['constant', 'cosine'])
     p.add_argument('--dropout', type=float, default=d.dropout)
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm)
-    p.add_argument('--augment', action='store_true', help="ser_nbdev.augment.Augmenter's defaults on every batch")
+    p.add_argument('--transforms', nargs='*', default=['time'], choices=TRANSFORMS, metavar='NAME',
+                   help=f'on-the-fly augmentation of training batches, any of {", ".join(TRANSFORMS)} (default: '
+                        'time, chosen on validation by bench/recipe.py); give none to train without augmentation')
     p.add_argument('--denoise', default=FeatureConfig.denoise, help='FeatureConfig.denoise')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     p.add_argument('--no-loso', action='store_true', help='skip the leave-one-speaker-out folds')
@@ -68,10 +75,7 @@ def main(argv=None) -> None:
     print(corpus.summary().splitlines()[-1])
     feature_cfg = FeatureConfig(denoise=args.denoise)
     data = corpus_data(corpus, feature_cfg, progress=False)
-    augment = None
-    if args.augment:
-        from ser_nbdev.augment import Augmenter
-        augment = Augmenter(cfg=feature_cfg)
+    augment = Augmenter(transforms=tuple(args.transforms), cfg=feature_cfg) if args.transforms else None
     train_kw = dict(model=args.model, batch_size=args.batch_size, patience=args.patience,
                     weight_decay=args.weight_decay, schedule=args.schedule, dropout=args.dropout,
                     batch_norm=args.batch_norm, threads=args.threads)
@@ -102,7 +106,7 @@ def main(argv=None) -> None:
         seed_split_acc=acc.tolist(), seed_split_uar_mean=float(np.mean([r['test_uar'] for r in runs])),
         seed_split_val_acc_mean=float(np.mean([r['val_acc'] for r in runs])),
         loso_acc_mean=float(loso.mean()) if folds else None, loso_acc_std=float(loso.std()) if folds else None,
-        loso_per_speaker={r['speaker']: r['test_acc'] for r in folds},
+        loso_per_speaker={r['speaker']: r['test_acc'] for r in folds}, augment=repr(augment),
         minutes=(time.perf_counter() - start) / 60,
         commands=['python bench/aesdd.py ' + shlex.join(sys.argv[1:] if argv is None else argv)],
         runs=[slim(r) for r in runs], loso_runs=[slim(r) for r in folds])

@@ -5,19 +5,22 @@ stratified, `random_state=42`) with validation carved from the training part (15
 chosen on validation and score the test set once
 (`ser_nbdev.experiments.run_experiment`). The augmented arm passes `augment=Augmenter(transforms=...)` (chapter 07):
 fresh random transforms, each with probability 0.6, on every training batch; `--transforms` picks them from a Mel
-shift, noise, a frequency mask and a time mask (default: all four). Which ones suit a network is a choice to make on
-validation clips (`bench/recipe.py`), not here. Validation and test clips are never augmented. `--ablation` runs
-chapter 07's ablation of all four instead of the two arms: each transform alone, all but each, and the study's
-masks filled with the loudest value. Runs on the embedded corpus, or any corpus the loaders read with `--data PATH`.
-A benchmark, not a test. The last line reads
-`augment_gain <G> acc_plain <A> acc_augmented <B>` (G in points, A and B in percent).
+shift, noise, a frequency mask and a time mask (default: time masks only, the choice made for the package's network
+on validation clips by `bench/recipe.py`, never here). Validation and test clips are never augmented. `--ablation`
+runs chapter 07's ablation of all four instead of the two arms: each transform alone, all but each, and the study's
+masks filled with the loudest value. `--tenfold` runs the study's rows instead: no augmentation, ten offline copies
+made the study's way, ten made right, trained the study's way. Runs on the embedded corpus, or any corpus the loaders
+read with `--data PATH`. A benchmark, not a test. The last line reads
+`augment_gain <G> acc_plain <A> acc_augmented <B>` (G in points, A and B in percent), or with `--tenfold`
+`tenfold acc_plain <A> acc_study_copies <S> acc_right_copies <R>`.
 
     python bench/augment.py [--data PATH] [--seeds 0 1 2] [--model bands] [--transforms time ...] [--ablation]
+    python bench/augment.py --tenfold --strategy resized --layers 4 --lr 1e-3 --epochs 30 [--data PATH]
 
 Records made before the package's recipe became the default (`augment_aesdd_e30.json`, `augment_aesdd_e60.json`,
 `augment_ablation_embedded.json`) repeat with `--model study --no-batch-norm --schedule constant --lr 1e-3
---patience 10` and the `--epochs` their commands give; `augment_aesdd_study.json` (made before `BandCNN` became
-the default, with all four transforms) with `--model study`.
+--patience 10 --transforms shift noise freq time` and the `--epochs` their commands give; `augment_aesdd_study.json`
+(made before `BandCNN` became the default) with `--model study --transforms shift noise freq time`.
 """
 import argparse
 import json
@@ -31,9 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ser_nbdev.augment import TRANSFORMS, Augmenter, ablation_augmenters, augment_table, compare_augment
-from ser_nbdev.experiments import corpus_data
-from ser_nbdev.train import TrainConfig
+from ser_nbdev.augment import (TRANSFORMS, Augmenter, ablation_augmenters, augment_table, compare_augment,
+                               expanded_experiment)
+from ser_nbdev.experiments import corpus_data, run_experiment
+from ser_nbdev.train import STUDY_RECIPE, TrainConfig
 
 
 def main(argv=None) -> None:
@@ -46,14 +50,17 @@ def main(argv=None) -> None:
                    help='stop after this many epochs without a better validation score (0: never)')
     p.add_argument('--model', default=d.model, choices=['bands', 'study'], help='the network (default: %(default)s)')
     p.add_argument('--layers', type=int, default=d.layers)
-    p.add_argument('--transforms', nargs='+', default=list(TRANSFORMS), choices=list(TRANSFORMS),
-                   help="the augmented arm's transforms (default: all)")
+    p.add_argument('--transforms', nargs='+', default=['time'], choices=list(TRANSFORMS),
+                   help="the augmented arm's transforms (default: time, chosen on validation by bench/recipe.py)")
     p.add_argument('--lr', type=float, default=d.lr)
     p.add_argument('--strategy', default='bucketed', choices=['bs1', 'resized', 'bucketed'])
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm)
     p.add_argument('--schedule', default=d.schedule, choices=['cosine', 'constant'])
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     p.add_argument('--ablation', action='store_true', help='each transform alone and all but each, too')
+    p.add_argument('--tenfold', action='store_true',
+                   help="the study's rows instead: no augmentation, 10 copies the study's way, 10 copies done right "
+                        "(offline), trained the study's way (STUDY_RECIPE); give --strategy, --layers, --lr, --epochs")
     p.add_argument('--out', default=None, help='JSON record (default: bench/results/augment[_ablation].json)')
     args = p.parse_args(argv)
 
@@ -68,28 +75,41 @@ def main(argv=None) -> None:
           f'seeds {args.seeds}')
 
     augmenter = Augmenter(transforms=tuple(args.transforms))
-    augmenters = ablation_augmenters() if args.ablation else {'none': None, 'all': augmenter}
-    runs = compare_augment(augmenters, data, seeds=args.seeds, progress=True, strategy=args.strategy,
-                           model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs, patience=args.patience,
-                           batch_norm=args.batch_norm, schedule=args.schedule)
+    run_kw = dict(seeds=args.seeds, progress=True, strategy=args.strategy, model=args.model, layers=args.layers,
+                  lr=args.lr, epochs=args.epochs, patience=args.patience, batch_norm=args.batch_norm,
+                  schedule=args.schedule)
+    if args.tenfold:
+        run_kw |= STUDY_RECIPE
+        rows = {'none': (run_experiment, {}), '10x study copies': (expanded_experiment, {}),
+                '10x right copies': (expanded_experiment, dict(transform=Augmenter().clip))}
+        runs = {}
+        for row, (runner, kw) in rows.items():
+            runs |= compare_augment({row: None}, data, runner=runner, **run_kw, **kw)
+    else:
+        runs = compare_augment(ablation_augmenters() if args.ablation else {'none': None, 'all': augmenter}, data,
+                               **run_kw)
     print(augment_table(runs))
 
     acc = {k: 100 * float(np.mean([r['test_acc'] for r in rs])) for k, rs in runs.items()}
-    out = Path(args.out or Path(__file__).parent / 'results' / f"augment{'_ablation' if args.ablation else ''}.json")
+    mode = '_tenfold' if args.tenfold else '_ablation' if args.ablation else ''
+    out = Path(args.out or Path(__file__).parent / 'results' / f'augment{mode}.json')
     out.parent.mkdir(parents=True, exist_ok=True)
     keep = ('seed', 'epochs', 'best_epoch', 'val_acc', 'test_acc', 'test_uar', 'test_macro_f1', 'n_train', 'n_val',
             'n_test', 'seconds_per_epoch', 'confusion')
     record = dict(device=f'{device} ({name})', torch=torch.__version__, data=args.data or 'embedded',
-                  strategy=args.strategy, model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs,
-                  seeds=args.seeds, patience=args.patience, batch_norm=args.batch_norm, schedule=args.schedule,
-                  augmenter=repr(augmenter), test_acc_mean=acc,
+                  **{k: v for k, v in run_kw.items() if k != 'progress'},
+                  augmenter=None if args.tenfold else repr(augmenter), test_acc_mean=acc,
                   runs={k: [{f: r[f] for f in keep} for r in rs] for k, rs in runs.items()},
                   commands=['python bench/augment.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
     with os.fdopen(fd, 'w') as f:
         json.dump(record, f, indent=1)
     os.replace(tmp, out)
-    print(f"augment_gain {acc['all'] - acc['none']:.1f} acc_plain {acc['none']:.1f} acc_augmented {acc['all']:.1f}")
+    if args.tenfold:
+        print(f"tenfold acc_plain {acc['none']:.1f} acc_study_copies {acc['10x study copies']:.1f} "
+              f"acc_right_copies {acc['10x right copies']:.1f}")
+    else:
+        print(f"augment_gain {acc['all'] - acc['none']:.1f} acc_plain {acc['none']:.1f} acc_augmented {acc['all']:.1f}")
 
 
 if __name__ == '__main__':

@@ -9,7 +9,9 @@ a time, to the package's defaults and the alternatives that were tried against t
 Validation is small (73 clips on AESDD: one clip is 1.4 points, the standard error about 5), so read large steps,
 not decimals. Writes `bench/results/recipe.json` (atomically) with the exact command. A benchmark, not a test.
 The augmentation choice for the bands head (chapter 07) ran as `--variants 'bands + time masks' 'bands + noise,
-time' 'bands + SpecAugment' 'bands + shift' --out bench/results/recipe_augment.json`.
+time' 'bands + SpecAugment' 'bands + shift' --out bench/results/recipe_augment.json`. The bucketed arm of
+`bench/train.py` (40 epochs, about the wall time of 20 at batch size 1) was chosen with `--epochs 40 --seeds 0 1 2
+--variants 'bands head' 'bands, no BN' 'bands, no BN, 1e-3' --out bench/results/recipe_bucketed.json`.
 
     python bench/recipe.py --data PATH [--seeds 0] [--epochs 60] [--jobs 2] [--variants NAME ...]
 """
@@ -46,6 +48,8 @@ VARIANTS |= {
     'bands + noise, time': ('BandCNN, noise and time masks', dict(model='bands', augment=('noise', 'time'))),
     'bands + SpecAugment': ('BandCNN, frequency and time masks', dict(model='bands', augment=('freq', 'time'))),
     'bands + shift': ('BandCNN, Mel shift only', dict(model='bands', augment=('shift',))),
+    'bands, no BN': ('BandCNN without batch norm', dict(model='bands', batch_norm=False)),
+    'bands, no BN, 1e-3': ('BandCNN without batch norm, peak 1e-3', dict(model='bands', batch_norm=False, lr=1e-3)),
 }
 
 

@@ -1,24 +1,32 @@
 """Seconds per training epoch at batch size 1 against length-bucketed batches, same model and data, one run.
 
-Both runs train the same network, by default the study's 3-layer CNN (`--model bands` for the package's head),
-without batch norm (batch norm cannot be compared here: at batch size 1 it normalises each clip by itself, and
-evaluation's running averages do not match, see `TrainConfig.norm`), on the same data: the study's split (80/20
-stratified, `random_state=42`), with validation carved from the training part (15%). They are stepped epoch by
-epoch in turn (interleaved), so a machine shared with other work slows both alike. An epoch's time counts training
-and the validation pass. They differ in how clips reach the network, and in the step size that suits it:
+The runs train the package's network (`BandCNN`; `--model study` for the study's 3-layer CNN) on the same data: the
+study's split (80/20 stratified, `random_state=42`), with validation carved from the training part (15%). They are
+stepped epoch by epoch in turn (interleaved), so a machine shared with other work slows them alike. An epoch's time
+counts training and the validation pass. They differ in how clips reach the network, and in what suits each:
 
 - bs1: the study's loop: one clip per Adam step at the study's constant 1e-3 (`--bs1-lr`), validation one clip at a
-  time, PyTorch's default (NCHW) memory layout.
-- bucketed: batches of clips of similar length padded to the longest and masked, validation in length-sorted padded
-  batches under `torch.inference_mode`, channels_last memory layout; Adam at the package's schedule (`--lr`, cosine
-  with one epoch of warm-up): a batch of 8 takes 8 times fewer steps per epoch, so it takes larger ones.
+  time, PyTorch's default (NCHW) memory layout, no batch norm (at batch size 1 it would normalise each clip by
+  itself, and evaluation's running averages would not match, see `TrainConfig.norm`).
+- bucketed: exactly the same network, in batches of clips of similar length padded to the longest and masked,
+  validation in length-sorted padded batches under `torch.inference_mode`, channels_last memory layout, Adam at the
+  package's schedule (`--lr`, cosine with one epoch of warm-up), and twice as many epochs (`--bucketed-epochs`): a
+  batch of 8 takes 8 times fewer steps per epoch, and an epoch takes less than half the time, so the two runs take
+  about the same wall time. The record and the summary give each run's total seconds.
+- bucketed + BN (`--no-bn-arm` leaves it out): the same, with masked batch norm after each conv, the package's
+  recipe; the network batch size 1 cannot train.
 
-Accuracy is honest: the test accuracy of the epoch chosen on validation, as a mean over `--seeds` seeds.
-`--ablation` first times the steps between the two (a few interleaved epochs each) and prints what each bought.
-Runs on the embedded corpus, or any corpus the loaders read with `--data PATH`. A benchmark, not a test. The last
-line reads `speedup <R>x acc_bs1 <A> acc_bucketed <B>` (R on the device named in the first line; A and B in percent).
+The bucketed settings were chosen on validation clips (`bench/recipe.py`, `recipe_bucketed.json`), never on the test
+set. Accuracy is honest: the test accuracy of the epoch chosen on validation, as a mean over `--seeds` seeds.
+`--ablation` first times the steps between the two loops (a few interleaved epochs each, the same network up to the
+last step) and prints what each bought. Runs on the embedded corpus, or any corpus the loaders read with `--data
+PATH`. A benchmark, not a test. The last line reads `speedup <R>x acc_bs1 <A> acc_bucketed <B>` (bs1 against
+bucketed, the same network; R per epoch, on the device named in the first line; A and B in percent).
 
-    python bench/train.py [--data PATH] [--model study] [--epochs 20] [--seeds 3] [--batch-size 8] [--ablation]
+    python bench/train.py [--data PATH] [--model bands] [--epochs 20] [--seeds 3] [--threads 2] [--ablation]
+
+Older records (their `repeat_with` gives today's flags): `train_study.json` (the study's network, equal epochs),
+`train_equal_epochs.json` (`BandCNN`, equal epochs), both without the batch-norm arm.
 """
 import argparse
 import json
@@ -47,15 +55,19 @@ class UnsortedTrainer(Trainer):
 
 
 def study_bs1(cfg: TrainConfig, lr: float) -> TrainConfig:
-    "The study's loop: one clip per step at a constant `lr`, one clip per validation step, NCHW."
-    return replace(cfg, strategy='bs1', eval_batch_size=1, channels_last=False, lr=lr, schedule='constant')
+    "The study's loop: one clip per step at a constant `lr`, one clip per validation step, NCHW, no batch norm."
+    return replace(cfg, strategy='bs1', eval_batch_size=1, channels_last=False, lr=lr, schedule='constant',
+                   batch_norm=False)
 
 
-def interleave(runs: dict, epochs: int, threads: dict | None = None) -> dict:
-    "Step every run once per round for `epochs` rounds, rotating who goes first; returns each run's epoch seconds."
+def interleave(runs: dict, epochs: int | dict, threads: dict | None = None) -> dict:
+    "Step each run once per round until it has its `epochs` (one for all, or per run), rotating who goes first."
     names = list(runs)
-    for r in range(epochs):
+    epochs = epochs if isinstance(epochs, dict) else dict.fromkeys(names, epochs)
+    for r in range(max(epochs.values())):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            if r >= epochs[name]:
+                continue
             if threads and name in threads:
                 torch.set_num_threads(threads[name])
             runs[name].step()
@@ -63,7 +75,7 @@ def interleave(runs: dict, epochs: int, threads: dict | None = None) -> dict:
 
 
 def ablation(data: tuple, cfg: TrainConfig, bs1_cfg: TrainConfig, label_names: list, epochs: int,
-             base_threads: int) -> dict[str, float]:
+             base_threads: int, batch_norm: bool) -> dict[str, float]:
     "Time the steps from the study's loop to the bucketed one, interleaved; print and return each one's s/epoch."
     steps = [  # (name, what changed, trainer class, config, threads)
         ('bs1 study', 'one clip per step and per validation step', Trainer, bs1_cfg, base_threads),
@@ -80,6 +92,9 @@ def ablation(data: tuple, cfg: TrainConfig, bs1_cfg: TrainConfig, label_names: l
         ('+ channels_last', 'NHWC memory layout (final)', Trainer, cfg, base_threads),
         ('final, 1 thread', 'torch.set_num_threads(1)', Trainer, cfg, 1),
     ]
+    if batch_norm:  # the recipe's network, no longer bs1's
+        steps.append(('final + batch norm', 'masked batch norm after each conv', Trainer,
+                      replace(cfg, batch_norm=True), base_threads))
     runs = {name: cls(*data, c, label_names) for name, _, cls, c, _ in steps}
     seconds = interleave(runs, epochs, {name: t for name, *_, t in steps})
     torch.set_num_threads(base_threads)
@@ -99,14 +114,17 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', help='corpus folder (default: the embedded synthetic corpus)')
     p.add_argument('--epochs', type=int, default=20, help='epochs per run (no early stopping, so times compare)')
+    p.add_argument('--bucketed-epochs', type=int, default=None,
+                   help="epochs of the bucketed run (default: twice --epochs, about bs1's wall time)")
     p.add_argument('--seeds', type=int, default=3, help='seeds 0..N-1; accuracy is their mean')
-    p.add_argument('--model', default='study', choices=['study', 'bands'], help="the network (default: the study's)")
+    p.add_argument('--model', default='bands', choices=['study', 'bands'], help='the network (default: %(default)s)')
     p.add_argument('--layers', type=int, default=3)
     p.add_argument('--lr', type=float, default=TrainConfig.lr, help='peak step size of the bucketed run')
     p.add_argument('--bs1-lr', type=float, default=1e-3, help="the bs1 run's constant step size (the study's)")
     p.add_argument('--batch-size', type=int, default=TrainConfig.batch_size)
-    p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=False,
-                   help='batch norm in both arms (the bs1 arm then fails: TrainConfig refuses it)')
+    p.add_argument('--bn-arm', action=argparse.BooleanOptionalAction, default=True,
+                   help="a third arm: the bucketed run with masked batch norm, the package's recipe "
+                        '(batch size 1 cannot use it)')
     p.add_argument('--schedule', default=TrainConfig.schedule, choices=['cosine', 'constant'],
                    help="the bucketed run's schedule (bs1 keeps the study's constant step)")
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
@@ -132,46 +150,54 @@ def main(argv=None) -> None:
     print(f"data: {args.data or 'embedded corpus'}: {len(specs)} clips, {len(label_names)} classes, "
           f'{frames.mean():.0f} frames per clip on average (min {frames.min()}, max {frames.max()})')
 
-    base = TrainConfig(strategy='bucketed', model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs,
-                       batch_size=args.batch_size, patience=0, threads=threads, batch_norm=args.batch_norm,
+    n = args.bucketed_epochs or 2 * args.epochs
+    epochs = {'bs1': args.epochs, 'bucketed': n} | ({'bucketed + BN': n} if args.bn_arm else {})
+    base = TrainConfig(strategy='bucketed', model=args.model, layers=args.layers, lr=args.lr, epochs=n,
+                       batch_size=args.batch_size, patience=0, threads=threads, batch_norm=False,
                        schedule=args.schedule)
     pick = lambda idx: [specs[i] for i in idx]
     steps = None
     if args.ablation:
         train_idx, val_idx = carve_validation(train_all, labels, base.val_size, seed=0)
         data = (pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx])
-        steps = ablation(data, base, study_bs1(base, args.bs1_lr), label_names, args.ablation_epochs, threads)
+        steps = ablation(data, base, study_bs1(base, args.bs1_lr), label_names, args.ablation_epochs, threads,
+                         args.bn_arm)
 
-    results = {'bs1': [], 'bucketed': []}
+    results = {k: [] for k in epochs}
     for seed in range(args.seeds):
         train_idx, val_idx = carve_validation(train_all, labels, base.val_size, seed=seed)
         data = (pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx])
-        cfgs = {'bs1': study_bs1(replace(base, seed=seed), args.bs1_lr), 'bucketed': replace(base, seed=seed)}
+        cfgs = {'bs1': study_bs1(replace(base, seed=seed, epochs=epochs['bs1']), args.bs1_lr),
+                'bucketed': replace(base, seed=seed), 'bucketed + BN': replace(base, seed=seed, batch_norm=True)}
+        cfgs = {k: cfgs[k] for k in epochs}
         runs = {k: Trainer(*data, c, label_names) for k, c in cfgs.items()}
-        interleave(runs, args.epochs)
+        interleave(runs, epochs)
         line = [f'seed {seed}: train {len(train_idx)} val {len(val_idx)} test {len(test_idx)}']
         for k, run in runs.items():
             acc = evaluate(run.best_model(), pick(test_idx), labels[test_idx])['accuracy']
             h = run.history
             results[k].append(dict(seed=seed, seconds=h.seconds, best_epoch=h.best_epoch, test_acc=acc,
                                    val_acc=h.val_acc[h.best_epoch - 1]))
-            line.append(f'{k} {np.median(h.seconds):.2f} s/epoch, test {acc:.1%} (epoch {h.best_epoch})')
+            line.append(f'{k} {np.median(h.seconds):.2f} s/epoch, {sum(h.seconds):.0f} s in all, test {acc:.1%} '
+                        f'(epoch {h.best_epoch} of {len(h.seconds)})')
         print(' | '.join(line), flush=True)
 
     sec = {k: float(np.median([s for r in rs for s in r['seconds']])) for k, rs in results.items()}
+    total = {k: float(np.mean([sum(r['seconds']) for r in rs])) for k, rs in results.items()}
     acc = {k: 100 * float(np.mean([r['test_acc'] for r in rs])) for k, rs in results.items()}
     std = {k: 100 * float(np.std([r['test_acc'] for r in rs])) for k, rs in results.items()}
     speedup = sec['bs1'] / sec['bucketed']
-    print(f"median seconds per epoch: bs1 {sec['bs1']:.2f}, bucketed {sec['bucketed']:.2f} "
-          f'(batches of {args.batch_size}); honest test accuracy over {args.seeds} seeds: '
-          f"bs1 {acc['bs1']:.1f} +- {std['bs1']:.1f}, bucketed {acc['bucketed']:.1f} +- {std['bucketed']:.1f}")
+    print(f'batches of {args.batch_size}; median seconds per epoch, seconds per run (epochs), honest test accuracy '
+          f'over {args.seeds} seeds:')
+    for k in epochs:
+        print(f'  {k:<14} {sec[k]:5.2f} s/epoch {total[k]:5.0f} s ({epochs[k]}) {acc[k]:5.1f} +- {std[k]:.1f}')
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = dict(device=f'{device.type} ({name})', threads=threads, torch=torch.__version__,
-                  data=args.data or 'embedded', model=args.model, epochs=args.epochs, seeds=args.seeds,
-                  batch_size=args.batch_size, lr=args.lr, bs1_lr=args.bs1_lr, batch_norm=args.batch_norm,
-                  schedule=args.schedule, seconds_per_epoch=sec, speedup=speedup, test_acc_mean=acc,
-                  test_acc_std=std, ablation_seconds_per_epoch=steps, runs=results,
+                  data=args.data or 'embedded', model=args.model, epochs=epochs, seeds=args.seeds,
+                  batch_size=args.batch_size, lr=args.lr, bs1_lr=args.bs1_lr,
+                  schedule=args.schedule, seconds_per_epoch=sec, seconds_per_run=total, speedup=speedup,
+                  test_acc_mean=acc, test_acc_std=std, ablation_seconds_per_epoch=steps, runs=results,
                   commands=['python bench/train.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
     with os.fdopen(fd, 'w') as f:

@@ -17,6 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .augment import TRANSFORMS, Augmenter
 from .data import AudioError, Corpus, CorpusError, carve_validation, load_corpus, study_split
 from .features import CacheError, corpus_features, extract, preprocess
 from .mel import FeatureConfig
@@ -40,7 +41,8 @@ def format_confusion(confusion, label_names) -> str:
     return '\n'.join([head, *rows])
 
 def train_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None,
-                 feature_cfg: FeatureConfig | None = None, progress: bool = True) -> dict:
+                 feature_cfg: FeatureConfig | None = None, augment: Augmenter | None = None,
+                 progress: bool = True) -> dict:
     "Train on `corpus`'s study split (validation carved from training), score the test split once, save all to `out`."
     cfg, feature_cfg, out = cfg or TrainConfig(), feature_cfg or FeatureConfig(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,13 +52,14 @@ def train_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None
     train_idx, val_idx = carve_validation(train_idx, labels, cfg.val_size, seed=cfg.seed)
     pick = lambda idx: [specs[i] for i in idx]
     model, history = fit(pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx], cfg,
-                         corpus.labels, feature_cfg, progress=progress)
+                         corpus.labels, feature_cfg, augment=augment, progress=progress)
     test = evaluate(model, pick(test_idx), labels[test_idx])
     split = dict(kind='study', test_size=TEST_SIZE, seed=SPLIT_SEED, n_train=len(train_idx), n_val=len(val_idx),
                  n_test=len(test_idx))
     metrics = dict(test_accuracy=test['accuracy'], test_uar=test['uar'], test_macro_f1=test['macro_f1'],
                    confusion=test['confusion'].tolist(), best_epoch=history.best_epoch,
-                   val_accuracy=history.val_acc[history.best_epoch - 1], split=split)
+                   val_accuracy=history.val_acc[history.best_epoch - 1], split=split,
+                   augment=None if augment is None else list(augment.transforms))
     save_checkpoint(out / 'model.pt', model, feature_cfg=feature_cfg, train_cfg=cfg, history=history, metrics=metrics)
     _write_json(out / 'metrics.json', dict(metrics, label_names=corpus.labels, corpus=str(corpus.root)))
     # closed once saved: a command line (or a loop over runs) has no use for open figures
@@ -118,6 +121,9 @@ def _train_cfg(args) -> TrainConfig:
                        batch_size=args.batch_size, patience=args.patience, seed=args.seed,
                        batch_norm=args.batch_norm, schedule=args.schedule, device=args.device)
 
+def _augmenter(args) -> Augmenter | None:
+    return Augmenter(transforms=tuple(args.augment)) if args.augment else None
+
 def _report(res: dict) -> None:
     print(f"best epoch {res['best_epoch']} (validation accuracy {res['val_accuracy']:.1%})")
     print(format_confusion(res['confusion'], res['label_names']))
@@ -131,7 +137,7 @@ def cmd_train(args) -> None:
     "Train a CNN on a corpus and save checkpoint, metrics and figures."
     corpus = _corpus(args)
     print(corpus.summary().splitlines()[-1])
-    res = train_corpus(corpus, args.out, _train_cfg(args), progress=not args.quiet)
+    res = train_corpus(corpus, args.out, _train_cfg(args), augment=_augmenter(args), progress=not args.quiet)
     _report(res)
     print(f"wrote {args.out}/ (model.pt, metrics.json, learning_curves.png, confusion.png)")
 
@@ -145,7 +151,7 @@ def cmd_demo(args) -> None:
     print(corpus.summary())
     plt.close(plot_waveforms(corpus, out / 'waveform.png'))
     plt.close(plot_durations(corpus, out / 'hist_duration.png'))
-    res = train_corpus(corpus, out, _train_cfg(args), progress=not args.quiet)
+    res = train_corpus(corpus, out, _train_cfg(args), augment=_augmenter(args), progress=not args.quiet)
     _report(res)
     print(f'wrote {out}/ (model.pt, metrics.json, waveform.png, hist_duration.png, learning_curves.png, confusion.png)')
 
@@ -198,6 +204,9 @@ def _training(p: argparse.ArgumentParser, epochs: int) -> None:
                         "clip's own statistics would not match evaluation's; --no-batch-norm is the study's net)")
     p.add_argument('--schedule', default=d.schedule, choices=['cosine', 'constant'],
                    help='learning rate per step: warm-up then cosine decay, or constant (default: %(default)s)')
+    p.add_argument('--augment', nargs='+', default=[], choices=TRANSFORMS, metavar='NAME',
+                   help=f'on-the-fly augmentation of training batches, any of {", ".join(TRANSFORMS)} (chapter 07; '
+                        'on AESDD validation chose time); default: none')
     p.add_argument('--seed', type=int, default=0, help='seed of weights, batches and validation split (default: 0)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or mps (default: auto)')
 
