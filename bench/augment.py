@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     p.add_argument('--tenfold', action='store_true',
                    help="the study's rows instead: no augmentation, 10 copies the study's way, 10 copies done right "
                         "(offline), trained the study's way (STUDY_RECIPE); give --strategy, --layers, --lr, --epochs")
-    p.add_argument('--out', default=None, help='JSON record (default: bench/results/augment[_ablation].json)')
+    p.add_argument('--out', default=None, help='JSON record (default: bench/results/augment[_ablation|_tenfold].json)')
     args = p.parse_args(argv)
 
     if args.threads:
@@ -70,8 +70,9 @@ def main(argv=None) -> None:
     name = torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or platform.machine()
     print(f'device: {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads')
     data = corpus_data(args.data)
+    net = "the study's training" if args.tenfold else args.model
     print(f"data: {args.data or 'embedded corpus'}: {len(data[0])} clips, {len(data[2])} classes; "
-          f'{args.strategy}, {args.model}, {args.layers} layers, lr {args.lr:g}, at most {args.epochs} epochs, '
+          f'{args.strategy}, {net}, {args.layers} layers, lr {args.lr:g}, at most {args.epochs} epochs, '
           f'seeds {args.seeds}')
 
     augmenter = Augmenter(transforms=tuple(args.transforms))
