@@ -13,20 +13,26 @@ counts training and the validation pass. They differ in how clips reach the netw
   package's schedule (`--lr`, cosine with one epoch of warm-up), and twice as many epochs (`--bucketed-epochs`): a
   batch of 8 takes 8 times fewer steps per epoch, and an epoch takes less than half the time, so the two runs take
   about the same wall time. The record and the summary give each run's total seconds.
-- bucketed + BN (`--no-bn-arm` leaves it out): the same, with masked batch norm after each conv, the package's
+- bs1 + GN and bucketed + GN (`--no-gn-arms` leaves them out): the two loops again, both with a per-clip group norm
+  after each conv block (chapter 06, `TrainConfig(group_norm=True)`). It has no batch statistics, so batch size 1
+  trains it as well as the buckets do, and a padded batch computes what batch size 1 computes even in training: the
+  same network in both loops, one that trains well in batches.
+- bucketed + BN (`--no-bn-arm` leaves it out): the buckets with masked batch norm after each conv, the package's
   recipe; the network batch size 1 cannot train.
 
 The bucketed settings were chosen on validation clips (`bench/recipe.py`, `recipe_bucketed.json`), never on the test
 set. Accuracy is honest: the test accuracy of the epoch chosen on validation, as a mean over `--seeds` seeds.
 `--ablation` first times the steps between the two loops (a few interleaved epochs each, the same network up to the
-last step) and prints what each bought. Runs on the embedded corpus, or any corpus the loaders read with `--data
-PATH`. A benchmark, not a test. The last line reads `speedup <R>x acc_bs1 <A> acc_bucketed <B>` (bs1 against
-bucketed, the same network; R per epoch, on the device named in the first line; A and B in percent).
+normalised rows) and prints what each bought. Runs on the embedded corpus, or any corpus the loaders read with `--data
+PATH`. A benchmark, not a test. A line per network compares its two loops; the last one reads
+`speedup <R>x acc_bs1 <A> acc_bucketed <B>` (bs1 against bucketed, the same network: with group norm, or with
+`--no-gn-arms` the bare one; R per epoch, on the device named in the first line; A and B in percent).
 
     python bench/train.py [--data PATH] [--model bands] [--epochs 20] [--seeds 3] [--threads 2] [--ablation]
 
 Older records (their `repeat_with` gives today's flags): `train_study.json` (the study's network, equal epochs),
-`train_equal_epochs.json` (`BandCNN`, equal epochs), both without the batch-norm arm.
+`train_equal_epochs.json` (`BandCNN`, equal epochs), both without the batch-norm arm, and `train_no_gn.json` (the
+same as today's, before the group-norm arms).
 """
 import argparse
 import json
@@ -60,6 +66,12 @@ def study_bs1(cfg: TrainConfig, lr: float) -> TrainConfig:
                    batch_norm=False)
 
 
+def pair_line(sec: dict, acc: dict, suffix: str = '') -> str:
+    "The issue's summary of bs1 against bucketed with one network (`suffix` names it: '' or ' + GN')."
+    return (f"speedup {sec['bs1' + suffix] / sec['bucketed' + suffix]:.2f}x acc_bs1 {acc['bs1' + suffix]:.1f} "
+            f"acc_bucketed {acc['bucketed' + suffix]:.1f}")
+
+
 def interleave(runs: dict, epochs: int | dict, threads: dict | None = None) -> dict:
     "Step each run once per round until it has its `epochs` (one for all, or per run), rotating who goes first."
     names = list(runs)
@@ -75,7 +87,7 @@ def interleave(runs: dict, epochs: int | dict, threads: dict | None = None) -> d
 
 
 def ablation(data: tuple, cfg: TrainConfig, bs1_cfg: TrainConfig, label_names: list, epochs: int,
-             base_threads: int, batch_norm: bool) -> dict[str, float]:
+             base_threads: int, batch_norm: bool, group_norm: bool) -> dict[str, float]:
     "Time the steps from the study's loop to the bucketed one, interleaved; print and return each one's s/epoch."
     steps = [  # (name, what changed, trainer class, config, threads)
         ('bs1 study', 'one clip per step and per validation step', Trainer, bs1_cfg, base_threads),
@@ -92,6 +104,11 @@ def ablation(data: tuple, cfg: TrainConfig, bs1_cfg: TrainConfig, label_names: l
         ('+ channels_last', 'NHWC memory layout (final)', Trainer, cfg, base_threads),
         ('final, 1 thread', 'torch.set_num_threads(1)', Trainer, cfg, 1),
     ]
+    if group_norm:  # a network both loops train
+        steps += [('bs1 + group norm', 'bs1 study, group norm after each conv block', Trainer,
+                   replace(bs1_cfg, group_norm=True), base_threads),
+                  ('final + group norm', 'the final loop, the same network', Trainer, replace(cfg, group_norm=True),
+                   base_threads)]
     if batch_norm:  # the recipe's network, no longer bs1's
         steps.append(('final + batch norm', 'masked batch norm after each conv', Trainer,
                       replace(cfg, batch_norm=True), base_threads))
@@ -123,8 +140,10 @@ def main(argv=None) -> None:
     p.add_argument('--bs1-lr', type=float, default=1e-3, help="the bs1 run's constant step size (the study's)")
     p.add_argument('--batch-size', type=int, default=TrainConfig.batch_size)
     p.add_argument('--bn-arm', action=argparse.BooleanOptionalAction, default=True,
-                   help="a third arm: the bucketed run with masked batch norm, the package's recipe "
+                   help="an arm: the bucketed run with masked batch norm, the package's recipe "
                         '(batch size 1 cannot use it)')
+    p.add_argument('--gn-arms', action=argparse.BooleanOptionalAction, default=True,
+                   help='two more arms: bs1 and bucketed with per-clip group norm, a network both loops train')
     p.add_argument('--schedule', default=TrainConfig.schedule, choices=['cosine', 'constant'],
                    help="the bucketed run's schedule (bs1 keeps the study's constant step)")
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
@@ -151,7 +170,11 @@ def main(argv=None) -> None:
           f'{frames.mean():.0f} frames per clip on average (min {frames.min()}, max {frames.max()})')
 
     n = args.bucketed_epochs or 2 * args.epochs
-    epochs = {'bs1': args.epochs, 'bucketed': n} | ({'bucketed + BN': n} if args.bn_arm else {})
+    epochs = {'bs1': args.epochs, 'bucketed': n}
+    if args.gn_arms:
+        epochs |= {'bs1 + GN': args.epochs, 'bucketed + GN': n}
+    if args.bn_arm:
+        epochs['bucketed + BN'] = n
     base = TrainConfig(strategy='bucketed', model=args.model, layers=args.layers, lr=args.lr, epochs=n,
                        batch_size=args.batch_size, patience=0, threads=threads, batch_norm=False,
                        schedule=args.schedule)
@@ -161,14 +184,16 @@ def main(argv=None) -> None:
         train_idx, val_idx = carve_validation(train_all, labels, base.val_size, seed=0)
         data = (pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx])
         steps = ablation(data, base, study_bs1(base, args.bs1_lr), label_names, args.ablation_epochs, threads,
-                         args.bn_arm)
+                         args.bn_arm, args.gn_arms)
 
     results = {k: [] for k in epochs}
     for seed in range(args.seeds):
         train_idx, val_idx = carve_validation(train_all, labels, base.val_size, seed=seed)
         data = (pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx])
-        cfgs = {'bs1': study_bs1(replace(base, seed=seed, epochs=epochs['bs1']), args.bs1_lr),
-                'bucketed': replace(base, seed=seed), 'bucketed + BN': replace(base, seed=seed, batch_norm=True)}
+        bs1 = study_bs1(replace(base, seed=seed, epochs=args.epochs), args.bs1_lr)
+        cfgs = {'bs1': bs1, 'bucketed': replace(base, seed=seed), 'bs1 + GN': replace(bs1, group_norm=True),
+                'bucketed + GN': replace(base, seed=seed, group_norm=True),
+                'bucketed + BN': replace(base, seed=seed, batch_norm=True)}
         cfgs = {k: cfgs[k] for k in epochs}
         runs = {k: Trainer(*data, c, label_names) for k, c in cfgs.items()}
         interleave(runs, epochs)
@@ -186,24 +211,27 @@ def main(argv=None) -> None:
     total = {k: float(np.mean([sum(r['seconds']) for r in rs])) for k, rs in results.items()}
     acc = {k: 100 * float(np.mean([r['test_acc'] for r in rs])) for k, rs in results.items()}
     std = {k: 100 * float(np.std([r['test_acc'] for r in rs])) for k, rs in results.items()}
-    speedup = sec['bs1'] / sec['bucketed']
+    pairs = [''] + [' + GN'] * args.gn_arms  # the last one is the headline
+    speedup = sec['bs1' + pairs[-1]] / sec['bucketed' + pairs[-1]]
     print(f'batches of {args.batch_size}; median seconds per epoch, seconds per run (epochs), honest test accuracy '
           f'over {args.seeds} seeds:')
     for k in epochs:
-        print(f'  {k:<14} {sec[k]:5.2f} s/epoch {total[k]:5.0f} s ({epochs[k]}) {acc[k]:5.1f} +- {std[k]:.1f}')
+        print(f'  {k:<15} {sec[k]:5.2f} s/epoch {total[k]:5.0f} s ({epochs[k]}) {acc[k]:5.1f} +- {std[k]:.1f}')
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     record = dict(device=f'{device.type} ({name})', threads=threads, torch=torch.__version__,
                   data=args.data or 'embedded', model=args.model, epochs=epochs, seeds=args.seeds,
                   batch_size=args.batch_size, lr=args.lr, bs1_lr=args.bs1_lr,
-                  schedule=args.schedule, seconds_per_epoch=sec, seconds_per_run=total, speedup=speedup,
+                  schedule=args.schedule, headline=f'bs1{pairs[-1]} against bucketed{pairs[-1]}',
+                  seconds_per_epoch=sec, seconds_per_run=total, speedup=speedup,
                   test_acc_mean=acc, test_acc_std=std, ablation_seconds_per_epoch=steps, runs=results,
                   commands=['python bench/train.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
     with os.fdopen(fd, 'w') as f:
         json.dump(record, f, indent=1)
     os.replace(tmp, out)
-    print(f"speedup {speedup:.2f}x acc_bs1 {acc['bs1']:.1f} acc_bucketed {acc['bucketed']:.1f}")
+    for suffix in pairs:
+        print(f"{'no norm' if not suffix else 'group norm'}: " * (suffix != pairs[-1]) + pair_line(sec, acc, suffix))
 
 
 if __name__ == '__main__':

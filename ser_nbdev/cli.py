@@ -119,7 +119,8 @@ def _corpus(args) -> Corpus:
 def _train_cfg(args) -> TrainConfig:
     return TrainConfig(strategy=args.strategy, model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs,
                        batch_size=args.batch_size, patience=args.patience, seed=args.seed,
-                       batch_norm=args.batch_norm, schedule=args.schedule, device=args.device)
+                       batch_norm=args.batch_norm, group_norm=args.group_norm,
+                       schedule=args.schedule, device=args.device)
 
 def _augmenter(args) -> Augmenter | None:
     return Augmenter(transforms=tuple(args.augment)) if args.augment else None
@@ -202,6 +203,9 @@ def _training(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm,
                    help="batch norm after each convolution (default: on, except with --strategy bs1, where one "
                         "clip's own statistics would not match evaluation's; --no-batch-norm is the study's net)")
+    p.add_argument('--group-norm', action='store_true',
+                   help='a per-clip norm after each convolution instead of batch norm: the same at any batch size, '
+                        'so --strategy bs1 can use it too (chapter 06)')
     p.add_argument('--schedule', default=d.schedule, choices=['cosine', 'constant'],
                    help='learning rate per step: warm-up then cosine decay, or constant (default: %(default)s)')
     p.add_argument('--augment', nargs='+', default=[], choices=TRANSFORMS, metavar='NAME',

@@ -64,7 +64,8 @@ def run_experiment(corpus: Corpus | str | Path | None = None, strategy: str = 'b
     seconds = time.perf_counter() - start
     test = evaluate(model, pick(test_idx), labels[test_idx], label_names)
     return dict(strategy=strategy, model=model.config['name'], layers=layers, lr=lr, batch_norm=cfg.norm,
-                schedule=cfg.schedule, augmentation=augmentation, seed=seed, epochs=h.epochs, best_epoch=h.best_epoch,
+                group_norm=cfg.group_norm, schedule=cfg.schedule, augmentation=augmentation, seed=seed,
+                epochs=h.epochs, best_epoch=h.best_epoch,
                 val_acc=h.val_acc[h.best_epoch - 1], test_acc=test['accuracy'], test_uar=test['uar'],
                 test_macro_f1=test['macro_f1'], n_train=len(train_specs), n_val=len(val_idx), n_test=len(test_idx),
                 seconds_per_epoch=seconds / h.epochs, confusion=test['confusion'].tolist(),
@@ -73,7 +74,8 @@ def run_experiment(corpus: Corpus | str | Path | None = None, strategy: str = 'b
 
 # %% ../nbs/09_experiments.ipynb #50536b11
 STUDY_GRID = {'layers': [3, 4], 'lr': [1e-3, 1e-4], 'strategy': ['bs1', 'resized', 'bucketed']}
-KEYS = ('layers', 'lr', 'strategy', 'model', 'batch_norm', 'schedule', 'augmentation')  # what identifies one row
+# what identifies one row
+KEYS = ('layers', 'lr', 'strategy', 'model', 'batch_norm', 'group_norm', 'schedule', 'augmentation')
 
 def summarise(runs: Sequence[dict]) -> list[dict]:
     "One row per combination of `KEYS`: means and standard deviations over its seeds."
@@ -92,12 +94,12 @@ def summarise(runs: Sequence[dict]) -> list[dict]:
 
 def format_table(rows: Sequence[dict]) -> str:
     "The summary as a text table: honest test accuracy (mean +- std over seeds) and the mean best epoch."
-    lines = [f"{'layers':>6} {'lr':>7} {'strategy':<9} {'model':<7} {'bn':<3} {'schedule':<8} {'seeds':>5} "
+    lines = [f"{'layers':>6} {'lr':>7} {'strategy':<9} {'model':<7} {'norm':<5} {'schedule':<8} {'seeds':>5} "
              f"{'best epoch':>10} {'val acc':>8} {'test acc':>13} {'test UAR':>9}  augmentation"]
     for r in rows:
         acc = f"{r['test_acc']:.1%}" + (f" +- {r['test_acc_std']:.1%}" if r['seeds'] > 1 else '')
-        bn = 'yes' if r['batch_norm'] else 'no'
-        lines.append(f"{r['layers']:>6} {r['lr']:>7g} {r['strategy']:<9} {r['model']:<7} {bn:<3} {r['schedule']:<8} "
+        norm = 'batch' if r['batch_norm'] else 'group' if r['group_norm'] else 'none'
+        lines.append(f"{r['layers']:>6} {r['lr']:>7g} {r['strategy']:<9} {r['model']:<7} {norm:<5} {r['schedule']:<8} "
                      f"{r['seeds']:>5} {r['best_epoch']:>10.1f} {r['val_acc']:>8.1%} {acc:>13} {r['test_uar']:>9.1%}  "
                      f"{r['augmentation']}")
     return '\n'.join(lines)

@@ -57,6 +57,7 @@ class TrainConfig:
     weight_decay: float = 0.0    # L2 penalty in Adam
     schedule: str = 'cosine'     # learning rate per step: 'cosine' (warm up 1 epoch, decay to 0) or 'constant'
     batch_norm: bool | None = None  # batch norm after each conv (masked); None: on, except for 'bs1' (see `norm`)
+    group_norm: bool = False     # a per-clip norm instead (chapter 06): the same at any batch size, bs1 included
     dropout: float = 0.25        # before the classifier, as in the study
     device: str = 'auto'         # 'auto' picks cuda, then mps, then cpu
     threads: int | None = None   # torch CPU threads; None leaves torch's default (one per physical core)
@@ -72,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if min(self.epochs, self.batch_size, self.eval_batch_size) < 1:
             raise ValueError('epochs, batch_size and eval_batch_size must be at least 1')
+        if self.batch_norm and self.group_norm:
+            raise ValueError('choose batch_norm or group_norm, not both')
         if self.batch_norm and self.strategy == 'bs1':
             raise ValueError("batch_norm=True needs batches: with strategy 'bs1' each clip is normalised by its own "
                              'statistics in training but by running averages in evaluation, and test accuracy falls '
@@ -79,8 +82,10 @@ class TrainConfig:
 
     @property
     def norm(self) -> bool:
-        "Whether the network gets batch norm: `batch_norm` if set, else on for batched strategies and off for 'bs1'."
-        return self.strategy != 'bs1' if self.batch_norm is None else self.batch_norm
+        "Whether the network gets batch norm: `batch_norm` if set, else on for batched strategies without group norm."
+        if self.batch_norm is None:
+            return self.strategy != 'bs1' and not self.group_norm
+        return self.batch_norm
 
 # what the study trained with, where this package's defaults differ; chapter 09's table reproduces it with these
 STUDY_RECIPE = dict(model='study', schedule='constant', batch_norm=False)
@@ -139,7 +144,7 @@ def new_model(cfg: TrainConfig, n_classes: int, n_mels: int = 128) -> nn.Module:
     name = 'resized' if cfg.strategy == 'resized' else cfg.model
     if name not in MODELS:
         raise ValueError(f'unknown model {name!r}; choose one of {sorted(MODELS)}')
-    kw = dict(layers=cfg.layers, dropout=cfg.dropout, batch_norm=cfg.norm)
+    kw = dict(layers=cfg.layers, dropout=cfg.dropout, batch_norm=cfg.norm, group_norm=cfg.group_norm)
     params = inspect.signature(MODELS[name]).parameters
     if 'input_shape' in params:
         kw['input_shape'] = [n_mels, 256]  # the study's 128x256 when n_mels is 128

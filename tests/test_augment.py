@@ -58,9 +58,9 @@ def test_on_the_fly_sees_training_clips_only(strategy):
 
 
 def test_table_keeps_augmented_and_plain_rows_apart():
-    runs = [dict(layers=3, lr=1e-3, strategy='bucketed', model='bands', batch_norm=True, schedule='cosine',
-                 augmentation=a, seed=s, best_epoch=1, val_acc=0.5, test_acc=acc, test_uar=acc, test_macro_f1=acc,
-                 n_test=60)
+    runs = [dict(layers=3, lr=1e-3, strategy='bucketed', model='bands', batch_norm=True, group_norm=False,
+                 schedule='cosine', augmentation=a, seed=s, best_epoch=1, val_acc=0.5, test_acc=acc, test_uar=acc,
+                 test_macro_f1=acc, n_test=60)
             for a, acc in (('none', 0.5), ('on the fly', 0.6)) for s in (0, 1)]
     rows = summarise(runs)
     assert [(r['augmentation'], r['seeds'], r['test_acc']) for r in rows] == [('none', 2, 0.5), ('on the fly', 2, 0.6)]

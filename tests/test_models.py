@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ser_nbdev.batching import BucketSampler, pad_batch, padding_fraction, resize_batch
-from ser_nbdev.models import BandCNN, ResizedCNN, StudyCNN, build_model, frames_after
+from ser_nbdev.models import BandCNN, MaskedGroupNorm2d, ResizedCNN, StudyCNN, build_model, frames_after, time_mask
 
 torch.set_num_threads(1)
 
@@ -31,11 +31,12 @@ LENGTHS = [16, 17, 31, 44, 45, 63, 90, 127]
 
 @pytest.mark.parametrize('net', [StudyCNN, BandCNN])
 @pytest.mark.parametrize('layers', [3, 4])
-@pytest.mark.parametrize('batch_norm', [False, True])
-def test_padded_batch_equals_batch_size_1(net, layers, batch_norm):
+@pytest.mark.parametrize('batch_norm, group_norm', [(False, False), (True, False), (False, True)])
+def test_padded_batch_equals_batch_size_1(net, layers, batch_norm, group_norm):
     torch.manual_seed(0)
-    model = net(5, layers=layers, batch_norm=batch_norm) if net is StudyCNN else \
-        net(5, layers=layers, n_mels=32, batch_norm=batch_norm)
+    kw = dict(layers=layers, batch_norm=batch_norm, group_norm=group_norm)
+    kw |= {} if net is StudyCNN else dict(n_mels=32)
+    model = net(5, **kw)
     specs = clips(LENGTHS)
     if batch_norm:  # move the running statistics off the identity
         x, lengths = pad_batch(specs)
@@ -120,6 +121,32 @@ def test_masked_batch_norm_ignores_padding_in_training():
             model(*pad_batch(specs, fill))
         stats.append(torch.cat([torch.cat([n.running_mean, n.running_var]) for n in model.norms]))
     assert torch.allclose(*stats, atol=1e-5)
+
+
+@pytest.mark.parametrize('layers', [3, 4])
+def test_group_norm_batch_equals_batch_size_1_in_training(layers):
+    "Group norm has no batch statistics: in training mode too (dropout off) a padded batch gives batch size 1's logits."
+    torch.manual_seed(0)
+    model = BandCNN(5, layers=layers, n_mels=32, dropout=0.0, group_norm=True).train()
+    specs = clips(LENGTHS)
+    with torch.no_grad():
+        batch = model(*pad_batch(specs, 1e4))
+        alone = torch.cat([model(torch.from_numpy(s)[None, None]) for s in specs])
+    assert (batch - alone).abs().max() < 1e-5
+
+
+def test_masked_group_norm_is_group_norm_of_the_valid_frames():
+    torch.manual_seed(0)
+    h, L = torch.randn(3, 8, 6, 20), torch.tensor([20, 13, 4])
+    ours, theirs = MaskedGroupNorm2d(8), torch.nn.GroupNorm(2, 8)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 2), ours.bias.normal_()
+        theirs.load_state_dict(ours.state_dict())
+        out = ours(h, time_mask(L, 20))
+        for i, n in enumerate(L):
+            assert (out[i, ..., :n] - theirs(h[i:i + 1, ..., :n])[0]).abs().max() < 1e-5
+    with pytest.raises(ValueError, match='not both'):
+        StudyCNN(5, batch_norm=True, group_norm=True)
 
 
 def test_resized_cnn_shapes():
