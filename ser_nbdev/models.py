@@ -67,14 +67,15 @@ class MaskedGroupNorm2d(nn.GroupNorm):
         super().__init__(max(num_channels // group_size, 1), num_channels, eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is None or bool(mask.all()):  # nothing padded: torch's fused kernel
+        # nothing padded: torch's fused kernel (asked on the CPU only, where the question costs no device sync)
+        if mask is None or (x.device.type == 'cpu' and bool(mask.all())):
             return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         B, C = x.shape[:2]
-        n = (mask.sum((1, 2, 3)) * (x.shape[2] * C // self.num_groups)).to(x.dtype)[:, None]  # valid values per group
-        xm = x * mask
-        mean = xm.sum((2, 3)).view(B, self.num_groups, -1).sum(2) / n
-        var = ((xm * xm).sum((2, 3)).view(B, self.num_groups, -1).sum(2) / n - mean * mean).clamp_min(0)
         per = C // self.num_groups
+        n = (mask.sum((1, 2, 3)) * (x.shape[2] * per)).to(x.dtype)[:, None]  # valid values per group, (B, 1)
+        xm = x * mask
+        mean = xm.sum((2, 3)).view(B, self.num_groups, per).sum(2) / n
+        var = ((xm * xm).sum((2, 3)).view(B, self.num_groups, per).sum(2) / n - mean * mean).clamp_min(0)
         scale = self.weight * torch.rsqrt(var + self.eps).repeat_interleave(per, 1)  # (B, C)
         shift = self.bias - mean.repeat_interleave(per, 1) * scale
         return torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
@@ -96,7 +97,7 @@ class StudyCNN(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(c_in, self.channels))
         norm = MaskedBatchNorm2d if batch_norm else MaskedGroupNorm2d if group_norm else None
         self.norms = nn.ModuleList(norm(c) for c in self.channels) if norm else None
-        self.norm_after_pool = group_norm  # a per-clip norm on the pooled map: a quarter of the work, same answer
+        self.norm_after_pool = group_norm  # on the pooled map: a quarter of the work
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.channels[-1], n_classes)
         self.to(memory_format=torch.channels_last)  # faster batched convolutions on CPU; .to(device) keeps it
