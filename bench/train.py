@@ -211,8 +211,8 @@ def main(argv=None) -> None:
     total = {k: float(np.mean([sum(r['seconds']) for r in rs])) for k, rs in results.items()}
     acc = {k: 100 * float(np.mean([r['test_acc'] for r in rs])) for k, rs in results.items()}
     std = {k: 100 * float(np.std([r['test_acc'] for r in rs])) for k, rs in results.items()}
-    pairs = [''] + [' + GN'] * args.gn_arms  # the last one is the headline
-    speedup = sec['bs1' + pairs[-1]] / sec['bucketed' + pairs[-1]]
+    net = ' + GN' if args.gn_arms else ''  # the network of the headline, the last line
+    speedup = sec['bs1' + net] / sec['bucketed' + net]
     print(f'batches of {args.batch_size}; median seconds per epoch, seconds per run (epochs), honest test accuracy '
           f'over {args.seeds} seeds:')
     for k in epochs:
@@ -222,7 +222,7 @@ def main(argv=None) -> None:
     record = dict(device=f'{device.type} ({name})', threads=threads, torch=torch.__version__,
                   data=args.data or 'embedded', model=args.model, epochs=epochs, seeds=args.seeds,
                   batch_size=args.batch_size, lr=args.lr, bs1_lr=args.bs1_lr,
-                  schedule=args.schedule, headline=f'bs1{pairs[-1]} against bucketed{pairs[-1]}',
+                  schedule=args.schedule, headline=f'bs1{net} against bucketed{net}',
                   seconds_per_epoch=sec, seconds_per_run=total, speedup=speedup,
                   test_acc_mean=acc, test_acc_std=std, ablation_seconds_per_epoch=steps, runs=results,
                   commands=['python bench/train.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
@@ -230,8 +230,9 @@ def main(argv=None) -> None:
     with os.fdopen(fd, 'w') as f:
         json.dump(record, f, indent=1)
     os.replace(tmp, out)
-    for suffix in pairs:
-        print(f"{'no norm' if not suffix else 'group norm'}: " * (suffix != pairs[-1]) + pair_line(sec, acc, suffix))
+    if args.gn_arms:
+        print('no norm: ' + pair_line(sec, acc))
+    print(pair_line(sec, acc, net))
 
 
 if __name__ == '__main__':

@@ -204,7 +204,7 @@ def _training(p: argparse.ArgumentParser, epochs: int) -> None:
                    help="batch norm after each convolution (default: on, except with --strategy bs1, where one "
                         "clip's own statistics would not match evaluation's; --no-batch-norm is the study's net)")
     p.add_argument('--group-norm', action='store_true',
-                   help='a per-clip norm after each convolution instead of batch norm: the same at any batch size, '
+                   help='a per-clip norm in each conv block instead of batch norm: the same at any batch size, '
                         'so --strategy bs1 can use it too (chapter 06)')
     p.add_argument('--schedule', default=d.schedule, choices=['cosine', 'constant'],
                    help='learning rate per step: warm-up then cosine decay, or constant (default: %(default)s)')

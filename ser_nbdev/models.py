@@ -110,8 +110,8 @@ class StudyCNN(nn.Module):
         # the layout of the weights: channels_last unless the caller converted the model back
         cl = self.convs[-1].weight.is_contiguous(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
+        mask = time_mask(lengths, x.shape[-1])
         for i, conv in enumerate(self.convs):
-            mask = time_mask(lengths, x.shape[-1])
             # zero beyond each clip's end: the next conv then sees the zeros batch size 1 sees through padding=1
             x = conv(x * mask)
             if self.norms is not None and not self.norm_after_pool:
@@ -119,8 +119,9 @@ class StudyCNN(nn.Module):
             if self.pools[i]:
                 x = F.max_pool2d(x, 2)
                 lengths = lengths // 2  # max-pool floors, as it does for one clip alone
+                mask = time_mask(lengths, x.shape[-1])
             if self.norm_after_pool:
-                x = self.norms[i](x, time_mask(lengths, x.shape[-1]))
+                x = self.norms[i](x, mask)
             # after the pool: max and ReLU commute, and the ReLU then touches a quarter of the map
             x = F.relu(x)
         return x, lengths
