@@ -7,15 +7,17 @@
    speaker), seed 0. Reported: the mean test accuracy over the folds.
 
 Both train the package's recipe (`TrainConfig`'s defaults) with the on-the-fly augmentation that validation chose
-for it (`bench/recipe.py`: time masks only, `--transforms time`); `--transforms` with no names trains without it.
+for it (`bench/recipe.py`: time masks, `--transforms time`, and mixup with alpha 0.2, `--mixup 0.2`, records
+`recipe_augment.json` and `recipe_augment_mixup.json`); `--transforms` with no names and `--mixup 0` train without.
 
 Writes `bench/results/aesdd.json` (through a temporary file and one rename) with the exact command that made it.
 The last line reads `aesdd seed_split <A> loso <L>` (percent). A benchmark, not a test: it trains 3 + 6 networks.
 
-    python bench/aesdd.py --data PATH [--epochs 60] [--seeds 0 1 2] [--transforms time] [--no-loso]
+    python bench/aesdd.py --data PATH [--epochs 60] [--seeds 0 1 2] [--transforms time] [--mixup 0.2] [--no-loso]
 
-Older records: `aesdd_plain.json` holds the same runs without augmentation (`--transforms` with no names), made
-before the time masks joined the recipe; `aesdd_study.json` the study's head (`--model study --transforms`), made
+Older records: `aesdd_time.json` holds the same runs with time masks alone (`--mixup 0`), made before mixup joined
+the recipe; `aesdd_plain.json` without augmentation (`--transforms` with no names, `--mixup 0`), made before the time
+masks joined it; `aesdd_study.json` the study's head (`--model study --transforms`), made
 before `BandCNN` became the default network.
 """
 import argparse
@@ -57,6 +59,9 @@ def main(argv=None) -> None:
     p.add_argument('--transforms', nargs='*', default=['time'], choices=TRANSFORMS, metavar='NAME',
                    help=f'on-the-fly augmentation of training batches, any of {", ".join(TRANSFORMS)} (default: '
                         'time, chosen on validation by bench/recipe.py); give none to train without augmentation')
+    p.add_argument('--mixup', type=float, default=0.2, metavar='ALPHA',
+                   help='mixup of clip pairs, weight ~ Beta(ALPHA, ALPHA) (default: 0.2, chosen on validation with '
+                        'time masks by bench/recipe.py); 0: off')
     p.add_argument('--denoise', default=FeatureConfig.denoise, help='FeatureConfig.denoise')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     p.add_argument('--no-loso', action='store_true', help='skip the leave-one-speaker-out folds')
@@ -78,7 +83,7 @@ def main(argv=None) -> None:
     augment = Augmenter(transforms=tuple(args.transforms), cfg=feature_cfg) if args.transforms else None
     train_kw = dict(model=args.model, batch_size=args.batch_size, patience=args.patience,
                     weight_decay=args.weight_decay, schedule=args.schedule, dropout=args.dropout,
-                    batch_norm=args.batch_norm, threads=args.threads)
+                    batch_norm=args.batch_norm, mixup=args.mixup, threads=args.threads)
     common = dict(strategy=args.strategy, layers=args.layers, lr=args.lr, epochs=args.epochs,
                   feature_cfg=feature_cfg, augment=augment, **train_kw)
 
@@ -106,7 +111,7 @@ def main(argv=None) -> None:
         seed_split_acc=acc.tolist(), seed_split_uar_mean=float(np.mean([r['test_uar'] for r in runs])),
         seed_split_val_acc_mean=float(np.mean([r['val_acc'] for r in runs])),
         loso_acc_mean=float(loso.mean()) if folds else None, loso_acc_std=float(loso.std()) if folds else None,
-        loso_per_speaker={r['speaker']: r['test_acc'] for r in folds}, augment=repr(augment),
+        loso_per_speaker={r['speaker']: r['test_acc'] for r in folds}, augment=repr(augment), mixup=args.mixup,
         minutes=(time.perf_counter() - start) / 60,
         commands=['python bench/aesdd.py ' + shlex.join(sys.argv[1:] if argv is None else argv)],
         runs=[slim(r) for r in runs], loso_runs=[slim(r) for r in folds])

@@ -6,15 +6,17 @@ chosen on validation and score the test set once
 (`ser_nbdev.experiments.run_experiment`). The augmented arm passes `augment=Augmenter(transforms=...)` (chapter 07):
 fresh random transforms, each with probability 0.6, on every training batch; `--transforms` picks them from a Mel
 shift, noise, a frequency mask and a time mask (default: time masks only, the choice made for the package's network
-on validation clips by `bench/recipe.py`, never here). Validation and test clips are never augmented. `--ablation`
-runs chapter 07's ablation of all four instead of the two arms: each transform alone, all but each, and the study's
-masks filled with the loudest value. `--tenfold` runs the study's rows instead: no augmentation, ten offline copies
-made the study's way, ten made right, trained the study's way. Runs on the embedded corpus, or any corpus the loaders
-read with `--data PATH`. A benchmark, not a test. The last line reads
+on validation clips by `bench/recipe.py`, never here); `--mixup ALPHA` also trains that arm on mixup's blends of
+clip pairs and their labels (chapter 08; `--transforms` with no names: mixup alone). Validation and test clips are
+never augmented. `--ablation` runs chapter 07's ablation of all four instead of the two arms: each transform alone,
+all but each, and the study's masks filled with the loudest value. `--tenfold` runs the study's rows instead: no
+augmentation, ten offline copies made the study's way, ten made right, trained the study's way. Runs on the embedded
+corpus, or any corpus the loaders read with `--data PATH`. A benchmark, not a test. The last line reads
 `augment_gain <G> acc_plain <A> acc_augmented <B>` (G in points, A and B in percent), or with `--tenfold`
 `tenfold acc_plain <A> acc_study_copies <S> acc_right_copies <R>`.
 
-    python bench/augment.py [--data PATH] [--seeds 0 1 2] [--model bands] [--transforms time ...] [--ablation]
+    python bench/augment.py [--data PATH] [--seeds 0 1 2] [--model bands] [--transforms time ...] [--mixup A]
+    python bench/augment.py --ablation [--data PATH]
     python bench/augment.py --tenfold --strategy resized --layers 4 --lr 1e-3 --epochs 30 [--data PATH]
 
 Records made before the package's recipe became the default (`augment_aesdd_e30.json`, `augment_aesdd_e60.json`,
@@ -50,8 +52,11 @@ def main(argv=None) -> None:
                    help='stop after this many epochs without a better validation score (0: never)')
     p.add_argument('--model', default=d.model, choices=['bands', 'study'], help='the network (default: %(default)s)')
     p.add_argument('--layers', type=int, default=d.layers)
-    p.add_argument('--transforms', nargs='+', default=['time'], choices=list(TRANSFORMS),
-                   help="the augmented arm's transforms (default: time, chosen on validation by bench/recipe.py)")
+    p.add_argument('--transforms', nargs='*', default=['time'], choices=list(TRANSFORMS),
+                   help="the augmented arm's transforms (default: time, chosen on validation by bench/recipe.py); "
+                        'none: mixup alone')
+    p.add_argument('--mixup', type=float, default=0.0, metavar='ALPHA',
+                   help="the augmented arm also trains on mixup's blends, weight ~ Beta(ALPHA, ALPHA) (default: off)")
     p.add_argument('--lr', type=float, default=d.lr)
     p.add_argument('--strategy', default='bucketed', choices=['bs1', 'resized', 'bucketed'])
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm)
@@ -86,9 +91,11 @@ def main(argv=None) -> None:
         runs = {}
         for row, (runner, kw) in rows.items():
             runs |= compare_augment({row: None}, data, runner=runner, **run_kw, **kw)
-    else:
-        runs = compare_augment(ablation_augmenters() if args.ablation else {'none': None, 'all': augmenter}, data,
-                               **run_kw)
+    elif args.ablation:
+        runs = compare_augment(ablation_augmenters(), data, **run_kw)
+    else:  # mixup is a training setting, so the augmented arm alone gets it
+        runs = (compare_augment({'none': None}, data, **run_kw)
+                | compare_augment({'all': augmenter if args.transforms else None}, data, **run_kw, mixup=args.mixup))
     print(augment_table(runs))
 
     acc = {k: 100 * float(np.mean([r['test_acc'] for r in rs])) for k, rs in runs.items()}
@@ -99,7 +106,8 @@ def main(argv=None) -> None:
             'n_test', 'seconds_per_epoch', 'confusion')
     record = dict(device=f'{device} ({name})', torch=torch.__version__, data=args.data or 'embedded',
                   **{k: v for k, v in run_kw.items() if k != 'progress'},
-                  augmenter=None if args.tenfold else repr(augmenter), test_acc_mean=acc,
+                  augmenter=None if args.tenfold or not args.transforms else repr(augmenter), mixup=args.mixup,
+                  test_acc_mean=acc,
                   runs={k: [{f: r[f] for f in keep} for r in rs] for k, rs in runs.items()},
                   commands=['python bench/augment.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')

@@ -11,7 +11,9 @@ not decimals. Writes `bench/results/recipe.json` (atomically) with the exact com
 The augmentation choice for the bands head (chapter 07) ran as `--variants 'bands + time masks' 'bands + noise,
 time' 'bands + SpecAugment' 'bands + shift' --out bench/results/recipe_augment.json`. The bucketed arm of
 `bench/train.py` (40 epochs, about the wall time of 20 at batch size 1) was chosen with `--epochs 40 --seeds 0 1 2
---variants 'bands head' 'bands, no BN' 'bands, no BN, 1e-3' --out bench/results/recipe_bucketed.json`.
+--variants 'bands head' 'bands, no BN' 'bands, no BN, 1e-3' --out bench/results/recipe_bucketed.json`; its batches
+of 32 on a GPU (`bench/gpu.sh`) with `--epochs 40 --seeds 0 1 2 --variants 'bands, GN' 'bands, GN, batches of 32'
+--out bench/results/recipe_gpu_batch.json`.
 
     python bench/recipe.py --data PATH [--seeds 0] [--epochs 60] [--jobs 2] [--variants NAME ...]
 """
@@ -27,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-# name -> what changes, and TrainConfig's arguments; `augment` names the Augmenter's transforms (True: all of them),
-# so that every variant is plain data a worker process can receive
+# name -> what changes, and TrainConfig's arguments; `augment` names the Augmenter's transforms (True: all of them)
+# and `augmenter` its other settings, so that every variant is plain data a worker process can receive
 VARIANTS = {
     'study': ("the study's net and step size, in buckets of 8: no BN, 1e-3",
               dict(model='study', batch_norm=False, schedule='constant', lr=1e-3)),
@@ -50,6 +52,14 @@ VARIANTS |= {
     'bands + shift': ('BandCNN, Mel shift only', dict(model='bands', augment=('shift',))),
     'bands, no BN': ('BandCNN without batch norm', dict(model='bands', batch_norm=False)),
     'bands, no BN, 1e-3': ('BandCNN without batch norm, peak 1e-3', dict(model='bands', batch_norm=False, lr=1e-3)),
+    'bands + wide time masks': ('BandCNN, time masks up to 40 frames', dict(model='bands', augment=('time',),
+                                                                            augmenter=dict(time_width=40))),
+    'bands + mixup': ('BandCNN, mixup (alpha 0.2)', dict(model='bands', mixup=0.2)),
+    'bands + mixup, time masks': ('BandCNN, mixup (alpha 0.2) and time masks', dict(model='bands', mixup=0.2,
+                                                                                    augment=('time',))),
+    'bands, GN': ('BandCNN with group norm', dict(model='bands', group_norm=True)),
+    'bands, GN, batches of 32': ('BandCNN with group norm, 32 clips per step', dict(model='bands', group_norm=True,
+                                                                                    batch_size=32)),
 }
 
 
@@ -63,8 +73,9 @@ def run(job: tuple) -> dict:
     from ser_nbdev.data import carve_validation, study_split
     torch.set_num_threads(threads)
     kw = dict(VARIANTS[name][1])
-    transforms = kw.pop('augment', False)
-    augment = None if not transforms else Augmenter() if transforms is True else Augmenter(transforms=transforms)
+    transforms, settings = kw.pop('augment', False), kw.pop('augmenter', {})
+    augment = None if not transforms else Augmenter(**settings, **{} if transforms is True else
+                                                    dict(transforms=transforms))
     specs, labels, label_names = corpus_data(data_path)
     train_idx, _ = study_split(labels)  # the test part is not touched
     cfg = TrainConfig(epochs=epochs, seed=seed, threads=threads, **kw)
@@ -75,7 +86,7 @@ def run(job: tuple) -> dict:
                augment=augment, progress=False)
     return dict(variant=name, seed=seed, val_acc=h.val_acc[h.best_epoch - 1], best_epoch=h.best_epoch,
                 final_train_acc=h.train_acc[-1], n_val=len(val_idx), minutes=(time.perf_counter() - start) / 60,
-                batch_norm=cfg.norm, config=dict(kw, augment=augment and list(augment.transforms)))
+                batch_norm=cfg.norm, config=dict(kw, augment=augment and list(augment.transforms), **settings))
 
 
 def main(argv=None) -> None:

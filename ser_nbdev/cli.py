@@ -6,7 +6,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/cli.html.md"""
 
 # %% auto #0
 __all__ = ['SPLIT_SEED', 'TEST_SIZE', 'USER_ERRORS', 'format_confusion', 'train_corpus', 'checkpoint_features', 'predict_files',
-           'evaluate_checkpoint', 'cmd_inspect', 'cmd_train', 'cmd_demo', 'cmd_evaluate', 'cmd_predict',
+           'evaluate_checkpoint', 'OptionError', 'cmd_inspect', 'cmd_train', 'cmd_demo', 'cmd_evaluate', 'cmd_predict',
            'cmd_experiments', 'parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #b476bbb3
@@ -111,16 +111,23 @@ def evaluate_checkpoint(checkpoint: str | Path, corpus: Corpus, split: str = 'te
     return evaluate(ckpt.model, [specs[i] for i in idx], labels[idx], ckpt.label_names)
 
 # %% ../nbs/10_cli.ipynb #4ad6d50c
-USER_ERRORS = (AudioError, CorpusError, CheckpointError, CacheError, FileNotFoundError, NotADirectoryError)
+class OptionError(ValueError):
+    "Command-line options that contradict each other (e.g. --strategy bs1 with --batch-norm)."
+
+USER_ERRORS = (AudioError, CorpusError, CheckpointError, CacheError, OptionError, FileNotFoundError,
+               NotADirectoryError)
 
 def _corpus(args) -> Corpus:
     return load_corpus(args.data, kind=args.kind)
 
 def _train_cfg(args) -> TrainConfig:
-    return TrainConfig(strategy=args.strategy, model=args.model, layers=args.layers, lr=args.lr, epochs=args.epochs,
-                       batch_size=args.batch_size, patience=args.patience, seed=args.seed,
-                       batch_norm=args.batch_norm, group_norm=args.group_norm,
-                       schedule=args.schedule, device=args.device)
+    try:
+        return TrainConfig(strategy=args.strategy, model=args.model, layers=args.layers, lr=args.lr,
+                           epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed,
+                           batch_norm=args.batch_norm, group_norm=args.group_norm, mixup=args.mixup,
+                           schedule=args.schedule, device=args.device)
+    except ValueError as e:  # TrainConfig's checks name the conflict; the user fixes the options, no traceback
+        raise OptionError(str(e)) from None
 
 def _augmenter(args) -> Augmenter | None:
     return Augmenter(transforms=tuple(args.augment)) if args.augment else None
@@ -136,9 +143,10 @@ def cmd_inspect(args) -> None:
 
 def cmd_train(args) -> None:
     "Train a CNN on a corpus and save checkpoint, metrics and figures."
+    cfg = _train_cfg(args)  # before the corpus: contradicting options fail at once
     corpus = _corpus(args)
     print(corpus.summary().splitlines()[-1])
-    res = train_corpus(corpus, args.out, _train_cfg(args), augment=_augmenter(args), progress=not args.quiet)
+    res = train_corpus(corpus, args.out, cfg, augment=_augmenter(args), progress=not args.quiet)
     _report(res)
     print(f"wrote {args.out}/ (model.pt, metrics.json, learning_curves.png, confusion.png)")
 
@@ -146,13 +154,14 @@ def cmd_demo(args) -> None:
     "The main job on the embedded corpus: exploration figures, features, training, test scores."
     from ser_nbdev.data import plot_durations, plot_waveforms
     args.data, args.kind = None, 'auto'
+    cfg = _train_cfg(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     corpus = _corpus(args)
     print(corpus.summary())
     plt.close(plot_waveforms(corpus, out / 'waveform.png'))
     plt.close(plot_durations(corpus, out / 'hist_duration.png'))
-    res = train_corpus(corpus, out, _train_cfg(args), augment=_augmenter(args), progress=not args.quiet)
+    res = train_corpus(corpus, out, cfg, augment=_augmenter(args), progress=not args.quiet)
     _report(res)
     print(f'wrote {out}/ (model.pt, metrics.json, waveform.png, hist_duration.png, learning_curves.png, confusion.png)')
 
@@ -210,7 +219,10 @@ def _training(p: argparse.ArgumentParser, epochs: int) -> None:
                    help='learning rate per step: warm-up then cosine decay, or constant (default: %(default)s)')
     p.add_argument('--augment', nargs='+', default=[], choices=TRANSFORMS, metavar='NAME',
                    help=f'on-the-fly augmentation of training batches, any of {", ".join(TRANSFORMS)} (chapter 07; '
-                        'on AESDD validation chose time); default: none')
+                        'on AESDD validation chose time, with --mixup 0.2); default: none')
+    p.add_argument('--mixup', type=float, default=d.mixup, metavar='ALPHA',
+                   help='train on blends of clip pairs and their labels, weight ~ Beta(ALPHA, ALPHA), e.g. 0.2 '
+                        '(chapter 08; not with --strategy bs1; default: 0, off)')
     p.add_argument('--seed', type=int, default=0, help='seed of weights, batches and validation split (default: 0)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or mps (default: auto)')
 

@@ -57,7 +57,8 @@ def run_experiment(corpus: Corpus | str | Path | None = None, strategy: str = 'b
     if expand is not None:  # offline growth sees only what is left for training: validation is already carved out
         train_specs, train_labels, source = expand(train_specs, train_labels, seed)
     if augmentation is None:
-        augmentation = ' + '.join(['offline'] * (expand is not None) + ['on the fly'] * (augment is not None)) or 'none'
+        augmentation = ' + '.join(['offline'] * (expand is not None) + ['on the fly'] * (augment is not None)
+                                  + ['mixup'] * bool(cfg.mixup)) or 'none'
     start = time.perf_counter()
     model, h = fit(train_specs, train_labels, pick(val_idx), labels[val_idx], cfg, label_names,
                    feature_cfg, augment=augment, progress=progress)

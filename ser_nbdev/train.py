@@ -7,8 +7,9 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/train.html.md"""
 # %% auto #0
 __all__ = ['STRATEGIES', 'STUDY_RECIPE', 'CHECKPOINT_VERSION', 'lr_factor', 'TrainConfig', 'pick_device', 'seed_everything',
            'prepare', 'encode_labels', 'collate', 'new_model', 'model_config', 'model_from_config', 'predict_logits',
-           'predict_proba', 'confusion_matrix', 'scores', 'History', 'Trainer', 'fit', 'plot_learning_curves',
-           'plot_confusion', 'evaluate', 'CheckpointError', 'Checkpoint', 'save_checkpoint', 'load_checkpoint']
+           'predict_proba', 'confusion_matrix', 'scores', 'mixup_batch', 'History', 'Trainer', 'fit',
+           'plot_learning_curves', 'plot_confusion', 'evaluate', 'CheckpointError', 'Checkpoint', 'save_checkpoint',
+           'load_checkpoint']
 
 # %% ../nbs/08_train.ipynb #a4017c48
 import copy
@@ -63,6 +64,7 @@ class TrainConfig:
     threads: int | None = None   # torch CPU threads; None leaves torch's default (one per physical core)
     eval_batch_size: int = 32    # clips per evaluation step (1: one clip at a time, as the study did)
     channels_last: bool = True   # NHWC memory layout: faster convolutions on CPU (oneDNN) and recent GPUs
+    mixup: float = 0.0           # blend clip pairs of a batch and their labels, weight ~ Beta(mixup, mixup); 0: off
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -73,6 +75,10 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if min(self.epochs, self.batch_size, self.eval_batch_size) < 1:
             raise ValueError('epochs, batch_size and eval_batch_size must be at least 1')
+        if self.mixup < 0:
+            raise ValueError(f'mixup is the Beta distribution\'s parameter and must be >= 0, got {self.mixup}')
+        if self.mixup and self.strategy == 'bs1':
+            raise ValueError("mixup blends the clips of a batch, and strategy 'bs1' has one clip per batch")
         if self.batch_norm and self.group_norm:
             raise ValueError('choose batch_norm or group_norm, not both')
         if self.batch_norm and self.strategy == 'bs1':
@@ -206,6 +212,16 @@ def scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> dict
     return dict(accuracy=float(tp.sum() / C.sum()), uar=float(np.mean(tp[present] / support[present])),
                 macro_f1=float(f1.mean()), confusion=C)
 
+# %% ../nbs/08_train.ipynb #9be2d9b6
+def mixup_batch(x: torch.Tensor, lengths: torch.Tensor, alpha: float,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    "Blend each clip of a padded batch with a random partner: (x, lengths, partner indices, weight of the clip)."
+    rng = np.random.default_rng(int(torch.randint(2 ** 62, (1,), generator=generator)))  # numpy has Beta draws
+    v = rng.beta(alpha, alpha)
+    lam = float(max(v, 1 - v))
+    partner = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+    return lam * x + (1 - lam) * x[partner], torch.maximum(lengths, lengths[partner]), partner, lam
+
 # %% ../nbs/08_train.ipynb #71f70cd0
 @dataclass
 class History:
@@ -248,7 +264,7 @@ class Trainer:
         steps = len(self.batches(0))
         self.scheduler = None if cfg.schedule == 'constant' else torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda step: lr_factor(step, steps * cfg.epochs, steps))
-        self.generator = torch.Generator().manual_seed(cfg.seed)  # for `augment`
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # for `augment` and mixup
         self.history, self.best_state, self.best_key = History(), None, None
         self._rng = torch.get_rng_state()  # this run's own dropout stream, so interleaved runs do not disturb it
 
@@ -271,8 +287,12 @@ class Trainer:
             x, lengths, y = x.to(self.device), lengths.to(self.device), self.y_train[idx].to(self.device)
             if self.augment is not None:  # on the device: a GPU transforms the whole batch at once
                 x = self.augment(x, lengths, self.generator)
+            if self.cfg.mixup:
+                x, lengths, partner, lam = mixup_batch(x, lengths, self.cfg.mixup, self.generator)
             logits = self.model(x, lengths)
             loss = F.cross_entropy(logits, y)
+            if self.cfg.mixup:  # the loss against the blended labels, linear in the label
+                loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y[partner])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

@@ -1,4 +1,6 @@
-"""TrainConfig: the batch-norm rule (on for batches, off at batch size 1, an error for both), group norm, the network."""
+"""TrainConfig: the batch-norm rule (on for batches, off at batch size 1, an error for both), group norm, the network,
+mixup."""
+import numpy as np
 import pytest
 
 from ser_nbdev.train import TrainConfig, new_model
@@ -47,3 +49,42 @@ def test_group_norm_from_the_command_line():
     from ser_nbdev.cli import _train_cfg, parser
     cfg = _train_cfg(parser().parse_args(['train', '--strategy', 'bs1', '--group-norm']))
     assert cfg.group_norm and cfg.norm is False and new_model(cfg, 5).norm_after_pool
+
+
+def test_mixup_rules_and_command_line():
+    "Mixup needs batches and a non-negative Beta parameter; `--mixup` reaches TrainConfig."
+    from ser_nbdev.cli import _train_cfg, parser
+    with pytest.raises(ValueError, match="strategy 'bs1'"):
+        TrainConfig(strategy='bs1', mixup=0.2)
+    with pytest.raises(ValueError, match='>= 0'):
+        TrainConfig(mixup=-1)
+    assert _train_cfg(parser().parse_args(['train', '--mixup', '0.4'])).mixup == 0.4
+    assert TrainConfig().mixup == 0
+
+
+def test_mixup_batch_blends_pairs_and_repeats_with_the_seed():
+    import torch
+    from ser_nbdev.train import mixup_batch
+    x, lengths = torch.rand(6, 1, 8, 20), torch.tensor([20, 18, 15, 20, 12, 9])
+    for a in (0.2, 1.0, 4.0):
+        runs = [mixup_batch(x, lengths, a, torch.Generator().manual_seed(7)) for _ in range(2)]
+        (mixed, mixed_len, partner, lam), again = runs
+        assert torch.equal(mixed, again[0]) and lam == again[3] and 0.5 <= lam <= 1
+        assert sorted(partner.tolist()) == list(range(6))  # a permutation: every clip is someone's partner
+        assert torch.allclose(mixed, lam * x + (1 - lam) * x[partner])
+        assert torch.equal(mixed_len, torch.maximum(lengths, lengths[partner]))
+    lams = [mixup_batch(x, lengths, 0.2, torch.Generator().manual_seed(s))[3] for s in range(200)]
+    # Beta(0.2, 0.2) puts most weight near the ends: max(v, 1 - v) is above 0.9 for most draws, and not for all
+    assert 0.5 < np.mean(np.array(lams) > 0.9) < 0.95
+    one = mixup_batch(x[:1], lengths[:1], 0.2, torch.Generator().manual_seed(0))
+    assert torch.allclose(one[0], x[:1]) and one[1] == lengths[:1]  # a batch of one is blended with itself
+
+
+@pytest.mark.parametrize('options', [['--strategy', 'bs1', '--mixup', '0.2'], ['--strategy', 'bs1', '--batch-norm'],
+                                     ['--batch-norm', '--group-norm']])
+def test_contradicting_options_are_a_clear_error(options, capsys, tmp_path):
+    "`ser-nbdev train` names the conflict and exits 2 before it loads any corpus, without a traceback."
+    from ser_nbdev.cli import main
+    assert main(['train', '--out', str(tmp_path / 'run'), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'Traceback' not in err and not (tmp_path / 'run').exists()
