@@ -59,7 +59,7 @@ def train_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None
     metrics = dict(test_accuracy=test['accuracy'], test_uar=test['uar'], test_macro_f1=test['macro_f1'],
                    confusion=test['confusion'].tolist(), best_epoch=history.best_epoch,
                    val_accuracy=history.val_acc[history.best_epoch - 1], split=split,
-                   augment=None if augment is None else list(augment.transforms))
+                   augment=None if augment is None else list(augment.transforms), mixup=cfg.mixup)
     save_checkpoint(out / 'model.pt', model, feature_cfg=feature_cfg, train_cfg=cfg, history=history, metrics=metrics)
     _write_json(out / 'metrics.json', dict(metrics, label_names=corpus.labels, corpus=str(corpus.root)))
     # closed once saved: a command line (or a loop over runs) has no use for open figures

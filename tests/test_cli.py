@@ -47,13 +47,14 @@ def test_inspect_missing_folder_is_a_clear_error(tmp_path):
 
 def test_train_evaluate_predict(corpus, tmp_path):
     out = tmp_path / "run"
-    r = run([tool("ser-nbdev"), "train", "--data", str(corpus), "--epochs", "2", "--augment", "time", "--out", str(out),
-             "--quiet"], cwd=tmp_path)
+    r = run([tool("ser-nbdev"), "train", "--data", str(corpus), "--epochs", "2", "--augment", "time", "--mixup", "0.2",
+             "--out", str(out), "--quiet"], cwd=tmp_path)
     assert "test accuracy" in r.stdout
     for name in ("model.pt", "metrics.json", "learning_curves.png", "confusion.png"):
         assert (out / name).stat().st_size > 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"]["n_test"] == 8 and len(metrics["confusion"]) == 5 and metrics["augment"] == ["time"]
+    assert metrics["mixup"] == 0.2
 
     r = run([tool("ser-nbdev"), "evaluate", str(out / "model.pt"), "--data", str(corpus), "--quiet"], cwd=tmp_path)
     assert f"accuracy {metrics['test_accuracy']:.1%}" in r.stdout  # the same test clips as in training
