@@ -17,8 +17,8 @@ The last line reads `aesdd seed_split <A> loso <L>` (percent). A benchmark, not 
 
 Older records: `aesdd_time.json` holds the same runs with time masks alone (`--mixup 0`), made before mixup joined
 the recipe; `aesdd_plain.json` without augmentation (`--transforms` with no names, `--mixup 0`), made before the time
-masks joined it; `aesdd_study.json` the study's head (`--model study --transforms`), made
-before `BandCNN` became the default network.
+masks joined it; `aesdd_study.json` the study's head (`--model study --transforms --mixup 0`), made before `BandCNN`
+became the default network.
 """
 import argparse
 import json

@@ -30,6 +30,9 @@ PATH`. A benchmark, not a test. A line per network compares its two loops; the l
 
     python bench/train.py [--data PATH] [--model bands] [--epochs 20] [--seeds 3] [--threads 2] [--ablation]
 
+On a machine without the audio libraries or the corpus (a lent GPU, `bench/gpu.sh`), `--save-features NPZ` writes the
+features here and `--features NPZ` trains on them there.
+
 Older records (their `repeat_with` gives today's flags): `train_study.json` (the study's network, equal epochs),
 `train_equal_epochs.json` (`BandCNN`, equal epochs), both without the batch-norm arm, and `train_no_gn.json` (the
 same as today's, before the group-norm arms).
@@ -145,8 +148,11 @@ def load_features(args) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     labels, label_names = np.array(corpus.column('label')), corpus.labels
     if args.save_features:  # float16: half the bytes to carry, and at most 0.03 dB off
         frames = [s.shape[1] for s in specs]
-        np.savez(args.save_features, specs=np.concatenate(specs, axis=1).astype(np.float16), frames=frames,
-                 labels=labels, label_names=np.array(label_names), command=command_line(sys.argv[1:]))
+        fd, tmp = tempfile.mkstemp(dir=Path(args.save_features).parent, suffix='.tmp')
+        with os.fdopen(fd, 'wb') as f:  # a temporary file and one rename: never half a features file
+            np.savez(f, specs=np.concatenate(specs, axis=1).astype(np.float16), frames=frames, labels=labels,
+                     label_names=np.array(label_names), command=command_line(sys.argv[1:]))
+        os.replace(tmp, args.save_features)
         print(f'features written to {args.save_features}')
         sys.exit(0)
     return specs, labels, label_names
