@@ -133,13 +133,13 @@ def command_line(argv: list[str]) -> str:
     return 'python bench/train.py ' + shlex.join(argv)
 
 
-def load_features(args) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    "The corpus's log-Mel features, labels and label names: extracted, or read from `--features`."
+def load_features(args) -> tuple[list[np.ndarray], np.ndarray, list[str], str | None]:
+    "The corpus's log-Mel features, labels, label names and, read from `--features`, the command that wrote them."
     if args.features:  # no audio stack needed (soundfile, librosa): a lent GPU machine may lack it
         with np.load(args.features) as f:
             specs = np.split(f['specs'].astype(np.float32), np.cumsum(f['frames'])[:-1], axis=1)
-            args.features_command = str(f['command'])
-            return [np.ascontiguousarray(s) for s in specs], f['labels'], f['label_names'].tolist()
+            return ([np.ascontiguousarray(s) for s in specs], f['labels'], f['label_names'].tolist(),
+                    str(f['command']))
     from ser_nbdev.data import load_corpus
     from ser_nbdev.features import corpus_features
     from ser_nbdev.mel import FeatureConfig
@@ -155,7 +155,7 @@ def load_features(args) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
         os.replace(tmp, args.save_features)
         print(f'features written to {args.save_features}')
         sys.exit(0)
-    return specs, labels, label_names
+    return specs, labels, label_names, None
 
 
 def main(argv=None) -> None:
@@ -195,7 +195,7 @@ def main(argv=None) -> None:
     print(f'device: {device.type} ({name}), torch {torch.__version__}, {threads} CPU threads, '
           f'{os.cpu_count()} CPUs visible')
 
-    specs, labels, label_names = load_features(args)
+    specs, labels, label_names, features_command = load_features(args)
     train_all, test_idx = study_split(labels)
     frames = np.array([s.shape[1] for s in specs])
     print(f"data: {args.data or 'embedded corpus'}: {len(specs)} clips, {len(label_names)} classes, "
@@ -251,9 +251,8 @@ def main(argv=None) -> None:
         print(f'  {k:<15} {sec[k]:5.2f} s/epoch {total[k]:5.0f} s ({epochs[k]}) {acc[k]:5.1f} +- {std[k]:.1f}')
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    commands = [command_line(sys.argv[1:] if argv is None else argv)]
-    if args.features:  # the command that wrote them comes first
-        commands.insert(0, args.features_command)
+    # the command that wrote the features, where they were read from a file, comes first
+    commands = [c for c in (features_command, command_line(sys.argv[1:] if argv is None else argv)) if c]
     record = dict(device=f'{device.type} ({name})', threads=threads, torch=torch.__version__,
                   data=args.data or 'embedded', model=args.model, epochs=epochs, seeds=args.seeds,
                   batch_size=args.batch_size, lr=args.lr, bs1_lr=args.bs1_lr,
