@@ -6,40 +6,47 @@
 2. Leave-one-speaker-out: one fold per speaker (train on the others, validation carved from them, test on the
    speaker), seed 0. Reported: the mean test accuracy over the folds.
 
-Both train the package's recipe (`TrainConfig`'s defaults) with the on-the-fly augmentation that validation chose
-for it (`bench/recipe.py`: time masks, `--transforms time`, and mixup with alpha 0.2, `--mixup 0.2`, records
-`recipe_augment.json` and `recipe_augment_mixup.json`); `--transforms` with no names and `--mixup 0` train without.
+Both train the package's recipe (`TrainConfig`'s defaults, 120 epochs) with the on-the-fly augmentation that
+validation chose for it (`bench/recipe.py` and `bench/augment.py`'s validation scores: time masks, `--transforms
+time`, and mixup with alpha 0.2, `--mixup 0.2`; records `recipe_augment.json`, `recipe_augment_mixup.json`,
+`recipe_augment_e120.json`, `augment_aesdd_mixup_e120.json`); `--transforms` with no names and `--mixup 0` train
+without. `--jobs 2 --threads 1` runs two networks at once, one per core, with the same results.
 
 Writes `bench/results/aesdd.json` (through a temporary file and one rename) with the exact command that made it.
 The last line reads `aesdd seed_split <A> loso <L>` (percent). A benchmark, not a test: it trains 3 + 6 networks.
 
-    python bench/aesdd.py --data PATH [--epochs 60] [--seeds 0 1 2] [--transforms time] [--mixup 0.2] [--no-loso]
+    python bench/aesdd.py --data PATH [--epochs 120] [--seeds 0 1 2] [--transforms time] [--mixup 0.2] [--jobs 2]
 
-Older records: `aesdd_time.json` holds the same runs with time masks alone (`--mixup 0`), made before mixup joined
-the recipe; `aesdd_plain.json` without augmentation (`--transforms` with no names, `--mixup 0`), made before the time
-masks joined it; `aesdd_study.json` the study's head (`--model study --transforms --mixup 0`), made before `BandCNN`
-became the default network.
+Older records, all with `--epochs 60` (the recipe's epochs until then): `aesdd_e60.json` the same augmentation;
+`aesdd_time.json` time masks alone (`--mixup 0`), made before mixup joined the recipe; `aesdd_plain.json` without
+augmentation (`--transforms` with no names, `--mixup 0`), made before the time masks joined it; `aesdd_study.json`
+the study's head (`--model study --transforms --mixup 0`), made before `BandCNN` became the default network.
 """
 import argparse
+import contextlib
+import functools
 import json
+import multiprocessing
 import os
 import platform
 import shlex
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ser_nbdev.augment import TRANSFORMS, Augmenter
-from ser_nbdev.data import load_corpus
-from ser_nbdev.experiments import corpus_data, loso_experiment, run_experiment, write_atomic
+from ser_nbdev.data import load_corpus, loso_folds
+from ser_nbdev.experiments import corpus_data, run_experiment, write_atomic
 from ser_nbdev.mel import FeatureConfig
 from ser_nbdev.train import TrainConfig, pick_device
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
+    "The options: the recipe's settings (`TrainConfig`'s defaults), the augmentation, and how to run."
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', default=os.environ.get('SER_NBDEV_AESDD'),
@@ -63,9 +70,42 @@ def main(argv=None) -> None:
                    help='mixup of clip pairs, weight ~ Beta(ALPHA, ALPHA) (default: 0.2, chosen on validation with '
                         'time masks by bench/recipe.py); 0: off')
     p.add_argument('--denoise', default=FeatureConfig.denoise, help='FeatureConfig.denoise')
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads per run (default: torch default)')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='runs at once, each in its own process (give --threads 1 with --jobs 2 on two cores)')
     p.add_argument('--no-loso', action='store_true', help='skip the leave-one-speaker-out folds')
     p.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'aesdd.json'))
+    return p
+
+
+@functools.lru_cache(maxsize=1)
+def setup(argv: tuple[str, ...]) -> tuple:
+    "Options, corpus, features, augmenter and run settings for `argv`: once per process."
+    args = parser().parse_args(argv)
+    corpus = load_corpus(args.data)
+    feature_cfg = FeatureConfig(denoise=args.denoise)
+    data = corpus_data(corpus, feature_cfg, progress=False)
+    augment = Augmenter(transforms=tuple(args.transforms), cfg=feature_cfg) if args.transforms else None
+    common = dict(strategy=args.strategy, layers=args.layers, lr=args.lr, epochs=args.epochs, feature_cfg=feature_cfg,
+                  augment=augment, model=args.model, batch_size=args.batch_size, patience=args.patience,
+                  weight_decay=args.weight_decay, schedule=args.schedule, dropout=args.dropout,
+                  batch_norm=args.batch_norm, mixup=args.mixup, threads=args.threads)
+    return args, corpus, data, augment, common
+
+
+def run_job(job: tuple) -> dict:
+    "One run: ('split', seed) on the study's split, or ('loso', k) with the k-th speaker held out (seed 0)."
+    argv, kind, key = job
+    _, corpus, data, _, common = setup(argv)
+    if kind == 'split':
+        return run_experiment(seed=key, data=data, **common)
+    speaker, train_idx, test_idx = loso_folds(corpus.column('speaker'))[key]
+    return dict(speaker=speaker, **run_experiment(seed=0, data=data, split=(train_idx, test_idx), **common))
+
+
+def main(argv=None) -> None:
+    argv = tuple(sys.argv[1:] if argv is None else argv)
+    p = parser()
     args = p.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)
     if not args.data:
@@ -75,45 +115,41 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     device = pick_device('auto')
     print(f'device: {device.type} ({platform.processor() or platform.machine()}), torch {torch.__version__}, '
-          f'{torch.get_num_threads()} CPU threads')
-    corpus = load_corpus(args.data)
+          f'{torch.get_num_threads()} CPU threads, {args.jobs} jobs')
+    _, corpus, data, augment, _ = setup(argv)  # features computed (and cached) here, before any worker reads them
     print(corpus.summary().splitlines()[-1])
-    feature_cfg = FeatureConfig(denoise=args.denoise)
-    data = corpus_data(corpus, feature_cfg, progress=False)
-    augment = Augmenter(transforms=tuple(args.transforms), cfg=feature_cfg) if args.transforms else None
-    train_kw = dict(model=args.model, batch_size=args.batch_size, patience=args.patience,
-                    weight_decay=args.weight_decay, schedule=args.schedule, dropout=args.dropout,
-                    batch_norm=args.batch_norm, mixup=args.mixup, threads=args.threads)
-    common = dict(strategy=args.strategy, layers=args.layers, lr=args.lr, epochs=args.epochs,
-                  feature_cfg=feature_cfg, augment=augment, **train_kw)
+    n_folds = 0 if args.no_loso else len(loso_folds(corpus.column('speaker')))
+    jobs = [(argv, 'split', seed) for seed in args.seeds] + [(argv, 'loso', k) for k in range(n_folds)]
 
     start = time.perf_counter()
-    runs = []
-    for seed in args.seeds:
-        r = run_experiment(seed=seed, data=data, **common)
-        runs.append(r)
-        print(f"study split, seed {seed}: test {r['test_acc']:.1%} (UAR {r['test_uar']:.1%}), "
-              f"validation {r['val_acc']:.1%} at epoch {r['best_epoch']} of {r['epochs']}, "
-              f"{r['seconds_per_epoch']:.1f} s/epoch")
+    runs, folds = [], []
+    # the same runs either way: each trains from its own seed, in a fresh process when jobs > 1
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context('spawn')) if args.jobs > 1 \
+            else contextlib.nullcontext() as pool:
+        for (_, kind, key), r in zip(jobs, (pool.map if pool else map)(run_job, jobs)):
+            if kind == 'split':
+                runs.append(r)
+                print(f"study split, seed {key}: test {r['test_acc']:.1%} (UAR {r['test_uar']:.1%}), "
+                      f"validation {r['val_acc']:.1%} at epoch {r['best_epoch']} of {r['epochs']}, "
+                      f"{r['seconds_per_epoch']:.1f} s/epoch")
+            else:
+                folds.append(r)
+                print(f"speaker {r['speaker']} held out: test {r['test_acc']:.1%} on {r['n_test']} clips, "
+                      f"epoch {r['best_epoch']} of {r['epochs']}")
     acc = np.array([r['test_acc'] for r in runs])
-    folds = []
-    if not args.no_loso:
-        folds = loso_experiment(corpus, seed=0, data=data, **common)
-        for r in folds:
-            print(f"speaker {r['speaker']} held out: test {r['test_acc']:.1%} on {r['n_test']} clips, "
-                  f"epoch {r['best_epoch']} of {r['epochs']}")
     loso = np.array([r['test_acc'] for r in folds]) if folds else np.array([np.nan])
 
     slim = lambda r: {k: v for k, v in r.items() if k not in ('history', 'label_names')}
     record = dict(
-        data=str(Path(args.data).name), clips=len(corpus), device=f'{device.type}, {torch.get_num_threads()} threads',
+        data=str(Path(args.data).name), clips=len(corpus),
+        device=f'{device.type}, {args.threads or torch.get_num_threads()} threads, {args.jobs} jobs',
         seed_split_acc_mean=float(acc.mean()), seed_split_acc_std=float(acc.std()),
         seed_split_acc=acc.tolist(), seed_split_uar_mean=float(np.mean([r['test_uar'] for r in runs])),
         seed_split_val_acc_mean=float(np.mean([r['val_acc'] for r in runs])),
         loso_acc_mean=float(loso.mean()) if folds else None, loso_acc_std=float(loso.std()) if folds else None,
         loso_per_speaker={r['speaker']: r['test_acc'] for r in folds}, augment=repr(augment), mixup=args.mixup,
         minutes=(time.perf_counter() - start) / 60,
-        commands=['python bench/aesdd.py ' + shlex.join(sys.argv[1:] if argv is None else argv)],
+        commands=['python bench/aesdd.py ' + shlex.join(argv)],
         runs=[slim(r) for r in runs], loso_runs=[slim(r) for r in folds])
     write_atomic(args.out, json.dumps(record, indent=1))
     print(f'honest test accuracy over seeds {args.seeds}: {acc.mean():.1%} +- {acc.std():.1%}; '

@@ -1,28 +1,32 @@
 """Honest test accuracy of the same model with and without on-the-fly augmentation, mean over seeds.
 
-Both arms train the same CNN (`TrainConfig` defaults unless told otherwise) on the study's split (80/20
-stratified, `random_state=42`) with validation carved from the training part (15%, per seed), keep the epoch
-chosen on validation and score the test set once
-(`ser_nbdev.experiments.run_experiment`). The augmented arm passes `augment=Augmenter(transforms=...)` (chapter 07):
-fresh random transforms, each with probability 0.6, on every training batch; `--transforms` picks them from a Mel
-shift, noise, a frequency mask and a time mask (default: time masks only, the choice made for the package's network
-on validation clips by `bench/recipe.py`, never here); `--mixup ALPHA` also trains that arm on mixup's blends of
-clip pairs and their labels (chapter 08; `--transforms` with no names: mixup alone). Validation and test clips are
-never augmented. `--ablation` runs chapter 07's ablation of all four instead of the two arms: each transform alone,
-all but each, and the study's masks filled with the loudest value. `--tenfold` runs the study's rows instead: no
-augmentation, ten offline copies made the study's way, ten made right, trained the study's way. Runs on the embedded
-corpus, or any corpus the loaders read with `--data PATH`. A benchmark, not a test. The last line reads
-`augment_gain <G> acc_plain <A> acc_augmented <B>` (G in points, A and B in percent), or with `--tenfold`
-`tenfold acc_plain <A> acc_study_copies <S> acc_right_copies <R>`.
+Both arms train the same CNN (`TrainConfig` defaults unless told otherwise) on the study's split (80/20 stratified,
+`random_state=42`) with validation carved from the training part (15%, per seed), keep the epoch chosen on
+validation and score the test set once (`ser_nbdev.experiments.run_experiment`). The augmented arm passes
+`augment=Augmenter(transforms=...)` (chapter 07): fresh random transforms, each with probability 0.6, on every
+training batch; `--transforms` picks them from a Mel shift, noise, a frequency mask and a time mask (default: time
+masks only), and `--mixup ALPHA` also trains that arm on mixup's blends of clip pairs and their labels (chapter 08;
+default 0.2; `--transforms` with no names: mixup alone; `--mixup 0`: transforms alone). The defaults, and the
+recipe's 120 epochs, are the choice made for the package's network on validation clips by `bench/recipe.py` and this
+script's validation scores, never on test clips (chapter 07). Validation and test clips are never augmented.
+`--ablation` runs chapter 07's ablation of all four instead of the two arms: each transform alone, all but each, and
+the study's masks filled with the loudest value. `--tenfold` runs the study's rows instead: no augmentation, ten
+offline copies made the study's way, ten made right, trained the study's way. Runs on the embedded corpus, or any
+corpus the loaders read with `--data PATH`. A benchmark, not a test. The last line reads `augment_gain <G> acc_plain
+<A> acc_augmented <B>` (G in points, A and B in percent), or with `--tenfold` `tenfold acc_plain <A>
+acc_study_copies <S> acc_right_copies <R>`.
 
-    python bench/augment.py [--data PATH] [--seeds 0 1 2] [--model bands] [--transforms time ...] [--mixup A]
+    python bench/augment.py [--data PATH] [--seeds 0 1 2] [--model bands] [--transforms time ...]
+                            [--mixup A] [--epochs N]
     python bench/augment.py --ablation [--data PATH]
     python bench/augment.py --tenfold --strategy resized --layers 4 --lr 1e-3 --epochs 30 [--data PATH]
 
-Records made before the package's recipe became the default (`augment_aesdd_e30.json`, `augment_aesdd_e60.json`,
-`augment_ablation_embedded.json`) repeat with `--model study --no-batch-norm --schedule constant --lr 1e-3
---patience 10 --transforms shift noise freq time` and the `--epochs` their commands give; `augment_aesdd_study.json`
-(made before `BandCNN` became the default) with `--model study --transforms shift noise freq time`.
+The target's record is `augment_aesdd_mixup_e120.json` (the defaults). Older records repeat with `--mixup 0` and:
+`augment_aesdd.json` (time masks alone) `--epochs 60`; `augment_aesdd_mixup.json` `--epochs 60 --mixup 0.2`; made
+before the package's recipe became the default (`augment_aesdd_e30.json`, `augment_aesdd_e60.json`,
+`augment_ablation_embedded.json`), `--model study --no-batch-norm --schedule constant --lr 1e-3 --patience 10
+--transforms shift noise freq time` and the `--epochs` their commands give; `augment_aesdd_study.json` (made before
+`BandCNN` became the default) `--model study --transforms shift noise freq time --epochs 60`.
 """
 import argparse
 import json
@@ -53,10 +57,10 @@ def main(argv=None) -> None:
     p.add_argument('--model', default=d.model, choices=['bands', 'study'], help='the network (default: %(default)s)')
     p.add_argument('--layers', type=int, default=d.layers)
     p.add_argument('--transforms', nargs='*', default=['time'], choices=list(TRANSFORMS),
-                   help="the augmented arm's transforms (default: time, chosen on validation by bench/recipe.py); "
-                        'none: mixup alone')
-    p.add_argument('--mixup', type=float, default=0.0, metavar='ALPHA',
-                   help="the augmented arm also trains on mixup's blends, weight ~ Beta(ALPHA, ALPHA) (default: off)")
+                   help="the augmented arm's transforms (default: time, chosen on validation); none: mixup alone")
+    p.add_argument('--mixup', type=float, default=0.2, metavar='ALPHA',
+                   help="the augmented arm also trains on mixup's blends, weight ~ Beta(ALPHA, ALPHA) (default: "
+                        '%(default)s, chosen on validation; 0: off)')
     p.add_argument('--lr', type=float, default=d.lr)
     p.add_argument('--strategy', default='bucketed', choices=['bs1', 'resized', 'bucketed'])
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm)
@@ -104,9 +108,11 @@ def main(argv=None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     keep = ('seed', 'epochs', 'best_epoch', 'val_acc', 'test_acc', 'test_uar', 'test_macro_f1', 'n_train', 'n_val',
             'n_test', 'seconds_per_epoch', 'confusion')
-    record = dict(device=f'{device} ({name})', torch=torch.__version__, data=args.data or 'embedded',
+    record = dict(device=f'{device} ({name})', torch=torch.__version__, threads=torch.get_num_threads(),
+                  data=args.data or 'embedded',
                   **{k: v for k, v in run_kw.items() if k != 'progress'},
-                  augmenter=None if args.tenfold or not args.transforms else repr(augmenter), mixup=args.mixup,
+                  augmenter=None if args.tenfold or not args.transforms else repr(augmenter),
+                  mixup=None if args.tenfold or args.ablation else args.mixup,
                   test_acc_mean=acc,
                   runs={k: [{f: r[f] for f in keep} for r in rs] for k, rs in runs.items()},
                   commands=['python bench/augment.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])

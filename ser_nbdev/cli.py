@@ -233,7 +233,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest='command', required=True, metavar='COMMAND')
     p = sub.add_parser('demo', help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     p.add_argument('--out', default='ser_nbdev_demo', help='output folder (default: %(default)s)')
-    _training(p, epochs=20)  # a third of the recipe's epochs: the embedded corpus is small and the demo should be quick
+    _training(p, epochs=20)  # a sixth of the recipe's epochs: the embedded corpus is small and the demo should be quick
     _common(p, data=False)
     p.set_defaults(run=cmd_demo)
     p = sub.add_parser('inspect', help=cmd_inspect.__doc__, description=cmd_inspect.__doc__)

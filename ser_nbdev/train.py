@@ -50,7 +50,7 @@ class TrainConfig:
     model: str = 'bands'         # the network, by its name in models.MODELS ('resized' follows from the strategy)
     layers: int = 3              # 3 or 4 conv layers, as in the study
     lr: float = 3e-3             # Adam's peak step size (the study: 1e-3 and 1e-4, constant)
-    epochs: int = 60             # at most this many passes over the training clips
+    epochs: int = 120            # at most this many passes over the training clips (augmentation needs them: ch. 07)
     batch_size: int = 8          # clips per step for 'bucketed' and 'resized' ('bs1' is always 1)
     patience: int = 0            # stop after this many epochs without a better validation score (0: never)
     seed: int = 0                # seeds torch, numpy and random: the same seed gives the same run
