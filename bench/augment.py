@@ -51,7 +51,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', help='corpus folder (default: the embedded synthetic corpus)')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds; accuracy is their mean')
-    p.add_argument('--epochs', type=int, default=d.epochs, help='at most this many epochs per run')
+    p.add_argument('--epochs', type=int, default=d.epochs, help='at most this many epochs per run (default: %(default)s)')
     p.add_argument('--patience', type=int, default=d.patience,
                    help='stop after this many epochs without a better validation score (0: never)')
     p.add_argument('--model', default=d.model, choices=['bands', 'study'], help='the network (default: %(default)s)')
