@@ -80,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
 
 @functools.lru_cache(maxsize=1)
 def setup(argv: tuple[str, ...]) -> tuple:
-    "Options, corpus, features, augmenter and run settings for `argv`: once per process."
+    "Corpus, features, augmenter and run settings for `argv`: once per process."
     args = parser().parse_args(argv)
     corpus = load_corpus(args.data)
     feature_cfg = FeatureConfig(denoise=args.denoise)
@@ -90,13 +90,13 @@ def setup(argv: tuple[str, ...]) -> tuple:
                   augment=augment, model=args.model, batch_size=args.batch_size, patience=args.patience,
                   weight_decay=args.weight_decay, schedule=args.schedule, dropout=args.dropout,
                   batch_norm=args.batch_norm, mixup=args.mixup, threads=args.threads)
-    return args, corpus, data, augment, common
+    return corpus, data, augment, common
 
 
 def run_job(job: tuple) -> dict:
     "One run: ('split', seed) on the study's split, or ('loso', k) with the k-th speaker held out (seed 0)."
     argv, kind, key = job
-    _, corpus, data, _, common = setup(argv)
+    corpus, data, _, common = setup(argv)
     if kind == 'split':
         return run_experiment(seed=key, data=data, **common)
     speaker, train_idx, test_idx = loso_folds(corpus.column('speaker'))[key]
@@ -116,7 +116,7 @@ def main(argv=None) -> None:
     device = pick_device('auto')
     print(f'device: {device.type} ({platform.processor() or platform.machine()}), torch {torch.__version__}, '
           f'{torch.get_num_threads()} CPU threads, {args.jobs} jobs')
-    _, corpus, data, augment, _ = setup(argv)  # features computed (and cached) here, before any worker reads them
+    corpus, data, augment, _ = setup(argv)  # features computed (and cached) here, before any worker reads them
     print(corpus.summary().splitlines()[-1])
     n_folds = 0 if args.no_loso else len(loso_folds(corpus.column('speaker')))
     jobs = [(argv, 'split', seed) for seed in args.seeds] + [(argv, 'loso', k) for k in range(n_folds)]

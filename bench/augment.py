@@ -30,11 +30,9 @@ before the package's recipe became the default (`augment_aesdd_e30.json`, `augme
 """
 import argparse
 import json
-import os
 import platform
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +40,7 @@ import torch
 
 from ser_nbdev.augment import (TRANSFORMS, Augmenter, ablation_augmenters, augment_table, compare_augment,
                                expanded_experiment)
-from ser_nbdev.experiments import corpus_data, run_experiment
+from ser_nbdev.experiments import corpus_data, run_experiment, write_atomic
 from ser_nbdev.train import STUDY_RECIPE, TrainConfig
 
 
@@ -51,7 +49,8 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', help='corpus folder (default: the embedded synthetic corpus)')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds; accuracy is their mean')
-    p.add_argument('--epochs', type=int, default=d.epochs, help='at most this many epochs per run (default: %(default)s)')
+    p.add_argument('--epochs', type=int, default=d.epochs,
+                   help='at most this many epochs per run (default: %(default)s)')
     p.add_argument('--patience', type=int, default=d.patience,
                    help='stop after this many epochs without a better validation score (0: never)')
     p.add_argument('--model', default=d.model, choices=['bands', 'study'], help='the network (default: %(default)s)')
@@ -105,7 +104,6 @@ def main(argv=None) -> None:
     acc = {k: 100 * float(np.mean([r['test_acc'] for r in rs])) for k, rs in runs.items()}
     mode = '_tenfold' if args.tenfold else '_ablation' if args.ablation else ''
     out = Path(args.out or Path(__file__).parent / 'results' / f'augment{mode}.json')
-    out.parent.mkdir(parents=True, exist_ok=True)
     keep = ('seed', 'epochs', 'best_epoch', 'val_acc', 'test_acc', 'test_uar', 'test_macro_f1', 'n_train', 'n_val',
             'n_test', 'seconds_per_epoch', 'confusion')
     record = dict(device=f'{device} ({name})', torch=torch.__version__, threads=torch.get_num_threads(),
@@ -116,10 +114,7 @@ def main(argv=None) -> None:
                   test_acc_mean=acc,
                   runs={k: [{f: r[f] for f in keep} for r in rs] for k, rs in runs.items()},
                   commands=['python bench/augment.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, out)
+    write_atomic(out, json.dumps(record, indent=1))
     if args.tenfold:
         print(f"tenfold acc_plain {acc['none']:.1f} acc_study_copies {acc['10x study copies']:.1f} "
               f"acc_right_copies {acc['10x right copies']:.1f}")

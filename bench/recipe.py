@@ -7,16 +7,16 @@ scores the chosen recipe on the test set, once per seed). The variants go from t
 a time, to the package's defaults and the alternatives that were tried against them.
 
 Validation is small (73 clips on AESDD: one clip is 1.4 points, the standard error about 5), so read large steps,
-not decimals. Writes `bench/results/recipe.json` (atomically) with the exact command. A benchmark, not a test.
-The augmentation choice for the bands head (chapter 07) ran as `--variants 'bands + time masks' 'bands + noise,
-time' 'bands + SpecAugment' 'bands + shift' --out bench/results/recipe_augment.json`, then with `--seeds 0 1 2` as
+not decimals. Writes `bench/results/recipe.json` (atomically) with the exact command. A benchmark, not a test. The
+augmentation choice for the bands head (chapter 07) ran as `--variants 'bands + time masks' 'bands + noise, time'
+'bands + SpecAugment' 'bands + shift' --out bench/results/recipe_augment.json`, then with `--seeds 0 1 2` as
 `recipe_augment_mixup.json` and, at 120 epochs, `--epochs 120 --seeds 0 1 2 --variants 'bands + mixup, wide time
 masks' --out bench/results/recipe_augment_e120.json` (its rival at 120 epochs, mixup with the usual time masks, and
-the plain network were validated by the runs of `bench/augment.py`, record `augment_aesdd_mixup_e120.json`). The bucketed arm of
-`bench/train.py` (40 epochs, about the wall time of 20 at batch size 1) was chosen with `--epochs 40 --seeds 0 1 2
---variants 'bands head' 'bands, no BN' 'bands, no BN, 1e-3' --out bench/results/recipe_bucketed.json`; its batches
-of 32 on a GPU (`bench/gpu.sh`) with `--epochs 40 --seeds 0 1 2 --variants 'bands, GN' 'bands, GN, batches of 32'
---out bench/results/recipe_gpu_batch.json`.
+the plain network were validated by the runs of `bench/augment.py`, record `augment_aesdd_mixup_e120.json`). The
+bucketed arm of `bench/train.py` (40 epochs, about the wall time of 20 at batch size 1) was chosen with `--epochs 40
+--seeds 0 1 2 --variants 'bands head' 'bands, no BN' 'bands, no BN, 1e-3' --out bench/results/recipe_bucketed.json`;
+its batches of 32 on a GPU (`bench/gpu.sh`) with `--epochs 40 --seeds 0 1 2 --variants 'bands, GN' 'bands, GN,
+batches of 32' --out bench/results/recipe_gpu_batch.json`.
 
     python bench/recipe.py --data PATH [--seeds 0] [--epochs 60] [--jobs 2] [--variants NAME ...]
 """
@@ -61,7 +61,8 @@ VARIANTS |= {
     'bands + mixup, time masks': ('BandCNN, mixup (alpha 0.2) and time masks', dict(model='bands', mixup=0.2,
                                                                                     augment=('time',))),
     'bands + mixup, wide time masks': ('BandCNN, mixup (alpha 0.2) and time masks up to 40 frames',
-                                       dict(model='bands', mixup=0.2, augment=('time',), augmenter=dict(time_width=40))),
+                                       dict(model='bands', mixup=0.2, augment=('time',),
+                                            augmenter=dict(time_width=40))),
     'bands, GN': ('BandCNN with group norm', dict(model='bands', group_norm=True)),
     'bands, GN, batches of 32': ('BandCNN with group norm, 32 clips per step', dict(model='bands', group_norm=True,
                                                                                     batch_size=32)),
