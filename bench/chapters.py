@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ser_nbdev.features import atomic_file
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,10 +54,8 @@ def main(argv=None) -> None:
         print(f"ser-nbdev demo   {demo['cpu_seconds']:6.1f} s CPU {demo['wall_seconds']:6.1f} s wall", flush=True)
     record = dict(chapters=out, demo=demo, cpus=os.cpu_count(),
                   commands=['python bench/chapters.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
-    fd, tmp = tempfile.mkstemp(dir=Path(args.out).parent, prefix='.chapters.', suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
+    with atomic_file(args.out, 'w') as f:
         json.dump(record, f, indent=1)
-    os.replace(tmp, args.out)
 
 
 if __name__ == '__main__':

@@ -43,7 +43,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,6 +50,7 @@ import numpy as np
 import torch
 
 from ser_nbdev.data import carve_validation, study_split
+from ser_nbdev.features import atomic_file
 from ser_nbdev.train import Trainer, TrainConfig, evaluate, pick_device
 
 
@@ -148,11 +148,9 @@ def load_features(args) -> tuple[list[np.ndarray], np.ndarray, list[str], str | 
     labels, label_names = np.array(corpus.column('label')), corpus.labels
     if args.save_features:  # float16: half the bytes to carry, and at most 0.03 dB off
         frames = [s.shape[1] for s in specs]
-        fd, tmp = tempfile.mkstemp(dir=Path(args.save_features).parent, suffix='.tmp')
-        with os.fdopen(fd, 'wb') as f:  # a temporary file and one rename: never half a features file
+        with atomic_file(args.save_features) as f:
             np.savez(f, specs=np.concatenate(specs, axis=1).astype(np.float16), frames=frames, labels=labels,
                      label_names=np.array(label_names), command=command_line(sys.argv[1:]))
-        os.replace(tmp, args.save_features)
         print(f'features written to {args.save_features}')
         sys.exit(0)
     return specs, labels, label_names, None
@@ -260,10 +258,8 @@ def main(argv=None) -> None:
                   seconds_per_epoch=sec, seconds_per_run=total, speedup=speedup,
                   test_acc_mean=acc, test_acc_std=std, ablation_seconds_per_epoch=steps, runs=results,
                   commands=commands)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f'.{out.name}.', suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
+    with atomic_file(out, 'w') as f:
         json.dump(record, f, indent=1)
-    os.replace(tmp, out)
     if args.gn_arms:
         print('no norm: ' + pair_line(sec, acc))
     print(pair_line(sec, acc, net))

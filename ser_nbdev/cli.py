@@ -19,7 +19,7 @@ import numpy as np
 
 from .augment import TRANSFORMS, Augmenter
 from .data import AudioError, Corpus, CorpusError, carve_validation, load_corpus, study_split
-from .features import CacheError, corpus_features, extract, preprocess
+from .features import CacheError, atomic_file, corpus_features, extract, preprocess
 from .mel import FeatureConfig
 from .train import (CheckpointError, TrainConfig, evaluate, fit, load_checkpoint, plot_confusion,
                     plot_learning_curves, predict_proba, save_checkpoint)
@@ -28,10 +28,9 @@ from .train import (CheckpointError, TrainConfig, evaluate, fit, load_checkpoint
 SPLIT_SEED, TEST_SIZE = 42, 0.2  # the study's split
 
 def _write_json(path: Path, obj) -> None:
-    "Write JSON atomically: a temp file beside it, then one rename."
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(json.dumps(obj, indent=1))
-    tmp.replace(path)
+    "Write JSON atomically (`atomic_file`): readers see the old file or the new one, never half."
+    with atomic_file(path, 'w') as f:
+        json.dump(obj, f, indent=1)
 
 def format_confusion(confusion, label_names) -> str:
     "A confusion matrix as text: rows are true classes, columns predictions."

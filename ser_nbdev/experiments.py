@@ -13,8 +13,6 @@ import csv
 import io
 import itertools
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -23,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Corpus, carve_validation, load_corpus, loso_folds, study_split
-from .features import corpus_features
+from .features import atomic_file, corpus_features
 from .mel import FeatureConfig
 from .train import STUDY_RECIPE, TrainConfig, evaluate, fit
 
@@ -107,17 +105,9 @@ def format_table(rows: Sequence[dict]) -> str:
 
 def write_atomic(path: str | Path, text: str) -> Path:
     "Write `text` to `path` through a temporary file and one rename, so readers never see half a file."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_file(path, 'w') as f:
+        f.write(text)
+    return Path(path)
 
 def save_table(rows: Sequence[dict], runs: Sequence[dict], out_dir: str | Path) -> tuple[Path, Path]:
     "Save the summary as CSV and every run (with its learning curves) as JSON in `out_dir`."

@@ -15,9 +15,7 @@ __all__ = ['STRATEGIES', 'STUDY_RECIPE', 'CHECKPOINT_VERSION', 'lr_factor', 'Tra
 import copy
 import inspect
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -31,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batching import BucketSampler, normalise, pad_batch, resize_spec
+from .features import atomic_file
 from .models import MODELS, ResizedCNN, build_model
 
 # %% ../nbs/08_train.ipynb #a9e0c314
@@ -266,7 +265,9 @@ class Trainer:
             self.opt, lambda step: lr_factor(step, steps * cfg.epochs, steps))
         self.generator = torch.Generator().manual_seed(cfg.seed)  # for `augment` and mixup
         self.history, self.best_state, self.best_key = History(), None, None
-        self._rng = torch.get_rng_state()  # this run's own dropout stream, so interleaved runs do not disturb it
+        # this run's own dropout streams (the CPU's, and the GPU's there), so interleaved runs do not disturb it
+        self._rng = torch.get_rng_state()
+        self._cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == 'cuda' else None
 
     def batches(self, epoch: int) -> list[list[int]]:
         "The training batches of `epoch`: single clips, random batches, or buckets of similar length."
@@ -307,10 +308,15 @@ class Trainer:
     def step(self) -> History:
         "Train one epoch, validate, keep the weights if validation improved; returns the history so far."
         start = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):
+        cuda = self.device.type == 'cuda'
+        with torch.random.fork_rng(devices=[self.device] if cuda else []):
             torch.set_rng_state(self._rng)
+            if cuda:
+                torch.cuda.set_rng_state(self._cuda_rng, self.device)
             train_loss, train_acc = self.train_epoch()
             self._rng = torch.get_rng_state()
+            if cuda:
+                self._cuda_rng = torch.cuda.get_rng_state(self.device)
         logits = predict_logits(self.model, self.x_val, self.cfg.eval_batch_size)
         val_loss = F.cross_entropy(logits, self.y_val).item()
         val_acc = (logits.argmax(1) == self.y_val).float().mean().item()
@@ -446,18 +452,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, label_names: Sequence[st
                           train_cfg=_as_dict(train_cfg) or getattr(model, 'train_cfg', None),
                           history=_as_dict(history), metrics=metrics))
     payload['state_dict'] = state
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a temp file in the same folder, then one rename: a reader sees the old checkpoint or the new, never half
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:  # a reader sees the old checkpoint or the new, never half of one
+        torch.save(payload, f)
     return path
 
 def load_checkpoint(path: str | Path, feature_cfg=None, device: str = 'cpu') -> Checkpoint:
