@@ -99,11 +99,11 @@ def main(argv=None) -> None:
                   schedule=args.schedule)
     if args.tenfold:
         run_kw |= STUDY_RECIPE
-        rows = {'none': (run_experiment, {}), '10x study copies': (expanded_experiment, {}),
-                '10x right copies': (expanded_experiment, dict(transform=Augmenter().clip))}
+        runners = {'plain': (run_experiment, {}), 'study_copies': (expanded_experiment, {}),
+                   'right_copies': (expanded_experiment, dict(transform=Augmenter().clip))}
         runs = {}
         for row in args.rows:
-            runner, kw = rows[TENFOLD_ROWS[row]]
+            runner, kw = runners[row]
             runs |= compare_augment({TENFOLD_ROWS[row]: None}, data, runner=runner, **run_kw, **kw)
     elif args.ablation:
         runs = compare_augment(ablation_augmenters(), data, **run_kw)
