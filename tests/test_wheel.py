@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 
 from conftest import ROOT, run
 
-DEV_ONLY = ("nbdev", "jupyterlab", "IPython", "ipykernel", "ipywidgets", "execnb", "nbval", "pytest")
+DEV_ONLY = ("nbdev", "jupyterlab", "IPython", "ipykernel", "ipywidgets", "execnb", "pytest")
 
 
 def _closure(requires: list[str]) -> dict[str, md.Distribution]:
