@@ -57,7 +57,7 @@ def power_to_db(S: np.ndarray, top_db: float | None = 80.0, amin: float = 1e-10)
 # %% ../nbs/04_mel.ipynb #8af75ba4
 @dataclass
 class FeatureConfig:
-    "Log-Mel parameters, the study's by default; the dB reference is always the clip's maximum (`ref=np.max`)."
+    "Log-Mel parameters: the study's bands, frame, hop, fmax and dB floor, at 22.05 kHz; the dB reference is the clip max."
     sr: int = 22050          # Hz, the rate audio is loaded at
     n_fft: int = 2048        # samples per frame (and FFT size)
     hop_length: int = 512    # samples between frame starts
