@@ -42,9 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ser_nbdev.augment import (TRANSFORMS, Augmenter, ablation_augmenters, augment_table, compare_augment,
-                               expanded_experiment)
-from ser_nbdev.experiments import corpus_data, run_experiment, write_atomic
+from ser_nbdev.augment import TRANSFORMS, Augmenter, ablation_augmenters, augment_table
+from ser_nbdev.experiments import compare_augment, corpus_data, expanded_experiment, run_experiment, write_atomic
 from ser_nbdev.train import STUDY_RECIPE, TrainConfig
 
 
