@@ -22,3 +22,22 @@ def run(cmd, cwd, timeout=600, check=True):
     if check and r.returncode != 0:
         pytest.fail(f"{' '.join(map(str, cmd))} exited {r.returncode}\n--- stdout\n{r.stdout[-6000:]}\n--- stderr\n{r.stderr[-6000:]}")
     return r
+
+
+# The slowest tests first (`pytest --durations=10`), so that the two workers of `pytest -n 2` start on them and finish
+# together; the rest keep their order.
+SLOWEST = ("test_notebook[08_train]", "test_notebook[09_experiments]", "test_notebook[10_cli]",
+           "test_notebook[07_augment]", "test_wheel_in_a_fresh_venv", "test_mel_widget_in_jupyterlab",
+           "test_notebook[06_models]", "test_notebook[A08_trainer]", "test_train_evaluate_predict",
+           "test_notebook[02_denoise]")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST)}
+    items.sort(key=lambda item: rank.get(item.name, len(rank)))
+
+
+def pytest_configure(config):
+    # `-n 2` alone hands each worker fixed chunks; work stealing lets an idle worker take tests from a busy one
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "worksteal"

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from ser_nbdev.augment import (Augmenter, add_noise, expand, expanded_experiment, freq_mask, mask_batch,
-                               mel_shift, time_mask, warp_bands, shift_sources)
+from ser_nbdev.augment import (Augmenter, add_noise, expand, freq_mask, mask_batch, mel_shift, time_mask, warp_bands,
+                               shift_sources)
 from ser_nbdev.batching import pad_batch
 from ser_nbdev.data import carve_validation, study_split
 from ser_nbdev.denoise import snr_db
-from ser_nbdev.experiments import run_experiment, summarise
+from ser_nbdev.experiments import expanded_experiment, run_experiment, summarise
 from ser_nbdev.mel import FeatureConfig
 
 torch.set_num_threads(1)
