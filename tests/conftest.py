@@ -26,10 +26,10 @@ def run(cmd, cwd, timeout=600, check=True):
 
 # The slowest tests first (`pytest --durations=10`), so that the two workers of `pytest -n 2` start on them and finish
 # together; the rest keep their order.
-SLOWEST = ("test_notebook[08_train]", "test_notebook[09_experiments]", "test_notebook[10_cli]",
-           "test_notebook[07_augment]", "test_wheel_in_a_fresh_venv", "test_mel_widget_in_jupyterlab",
-           "test_notebook[06_models]", "test_notebook[A08_trainer]", "test_train_evaluate_predict",
-           "test_notebook[02_denoise]")
+SLOWEST = ("test_notebook[08_train]", "test_notebook[07_augment]", "test_notebook[09_experiments]",
+           "test_notebook[10_cli]", "test_wheel_in_a_fresh_venv", "test_mel_widget_in_jupyterlab",
+           "test_notebook[05_batching]", "test_train_evaluate_predict", "test_notebook[02_denoise]",
+           "test_notebook[A08_trainer]", "test_notebook[03_stft]", "test_notebook[04_mel]")
 
 
 def pytest_collection_modifyitems(items):

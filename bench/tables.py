@@ -1,0 +1,54 @@
+"""The home page's results table, with 95% intervals, computed from the AESDD records in bench/results/.
+
+    python bench/tables.py
+
+Seed split (the study's 80/20 split, k seeds, one test set of n clips): the mean accuracy p over seeds, and
+p +- 1.96 * sqrt(s^2 / k + p (1 - p) / n), where s^2 is the variance over seeds (training noise, averaged over k runs)
+and p (1 - p) / n the binomial variance of a test set of n clips (shared by every seed, so not divided by k).
+Leave one speaker out (one run per speaker): the mean over the folds, +- t(0.975, folds - 1) * sd / sqrt(folds), and
+the range over speakers.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+STUDY_BEST = 74.38  # the study's report, its summary table: 3 layers, batch size 1, chosen on the test set
+ROWS = (('the study\'s 3-layer network, chosen on validation', 'aesdd_study.json'),
+        ('this package\'s recipe (chapter 08), chosen on validation', 'aesdd.json'))
+
+
+def split_interval(accs: list[float], n_test: int) -> tuple[float, float]:
+    "Mean accuracy over seeds and the half-width of its 95% interval (seeds and test clips)."
+    p, k = float(np.mean(accs)), len(accs)
+    s2 = float(np.var(accs, ddof=1)) if k > 1 else 0.0
+    return p, 1.96 * np.sqrt(s2 / k + p * (1 - p) / n_test)
+
+
+def loso_interval(per_speaker: list[float]) -> tuple[float, float]:
+    "Mean accuracy over leave-one-speaker-out folds and the half-width of its 95% t-interval."
+    a = np.asarray(per_speaker, float)
+    return float(a.mean()), float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a)))
+
+
+def row(name: str, record: dict) -> str:
+    "One markdown row: seed-split and LOSO accuracy with 95% intervals."
+    p, h = split_interval(record['seed_split_acc'], record['runs'][0]['n_test'])
+    speakers = list(record['loso_per_speaker'].values())
+    q, g = loso_interval(speakers)
+    return (f"| {name} | {100 * p:.1f}% +- {100 * h:.1f} ({len(record['seed_split_acc'])} seeds) "
+            f"| {100 * q:.1f}% +- {100 * g:.1f} ({100 * min(speakers):.0f}% to {100 * max(speakers):.0f}% by speaker) |")
+
+
+def main() -> None:
+    print('| AESDD, five emotions | study split: 121 test clips | leave one speaker out: 6 folds |')
+    print('|---|---|---|')
+    print(f'| the study\'s best epoch, chosen on the test set (its report) | {STUDY_BEST}% | not run |')
+    for name, file in ROWS:
+        print(row(name, json.loads((RESULTS / file).read_text())))
+
+
+if __name__ == '__main__':
+    main()
