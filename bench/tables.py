@@ -16,8 +16,9 @@ from scipy import stats
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 STUDY_BEST = 74.38  # the study's report, its summary table: 3 layers, batch size 1, chosen on the test set
-ROWS = (('the study\'s 3-layer network in length buckets with batch norm (60 epochs), chosen on validation', 'aesdd_study.json'),
-        ('this package\'s recipe (chapter 08), chosen on validation', 'aesdd.json'))
+ROWS = (("the study's 3-layer network in length buckets with batch norm (60 epochs), chosen on validation",
+         'aesdd_study.json'),
+        ("this package's recipe (chapter 08), chosen on validation", 'aesdd.json'))
 
 
 def split_interval(accs: list[float], n_test: int) -> tuple[float, float]:
