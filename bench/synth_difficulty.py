@@ -1,124 +1,124 @@
-"""How hard is the embedded corpus? A plain CNN on a speaker-independent split.
+"""How hard is the embedded corpus for the package's recipe? bench/aesdd.py's runs, on the synthetic corpus.
 
-Builds the synthetic corpus (ser_nbdev.synth.make_corpus), computes the study's log-mel features with librosa,
-trains a small CNN on speakers 1-4 (sentences 1-8), picks the epoch on sentences 9-10 of the same speakers
-(validation: sentences the model never heard), and reports accuracy on speakers 5-6 (test: voices it never heard,
-never used for any choice). The chapter nbs/00_synth.ipynb quotes the figure this prints.
+Builds (or reuses) the embedded corpus (`ser_nbdev.synth.embedded_corpus`) and trains on it exactly what
+`bench/aesdd.py` trains on AESDD, through that script's own functions: the package's recipe (`TrainConfig`'s
+defaults, 120 epochs, with the time masks and mixup 0.2 that `bench/aesdd.py` adds) on
 
-    .venv/bin/python bench/synth_difficulty.py              # 3 seeds, a minute or two per seed on one core
-    .venv/bin/python bench/synth_difficulty.py --seeds 0 --epochs 10
+1. the study's split (80/20 stratified, `random_state=42`), one run per seed, validation carved from training;
+2. leave-one-speaker-out: one fold per speaker (train on the other five, test on the held-out voice), seed 0.
+
+Writes a record (`--out`, through a temporary file and one rename) with the command, the generator's version and
+corpus folder, every seed's and every fold's test accuracy. The last line reads
+`synth_difficulty seed_split <S> loso <L>` (percent, the means over seeds and over folds).
+
+    python bench/synth_difficulty.py --jobs 2 --threads 1          # 3 + 6 networks; about 25 min on two free cores
+    python bench/synth_difficulty.py --epochs 20 --seeds 0 --folds 1 2 --threads 1   # a quick proxy
+
+`--take-spread`, `--speaker-spread` and `--baseline-spread` override the generator's `TAKE_SPREAD`,
+`SPEAKER_SPREAD` and `SPEAKER_BASELINE` (the corpus is then generated again, in its own cache folder), e.g.
+`--take-spread 0 --speaker-spread 0 --baseline-spread 0`: every actor acts by the book.
 """
-import argparse, tempfile, time
+import argparse
+import itertools
+import json
+import multiprocessing
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import librosa
 import numpy as np
-import soundfile as sf
 import torch
-from torch import nn
 
-from ser_nbdev import synth
+sys.path.insert(0, str(Path(__file__).parent))
+import aesdd  # noqa: E402  (bench/aesdd.py: its runs, on another corpus)
 
-TRAIN_SPEAKERS, TEST_SPEAKERS, VAL_UTTERANCES = (1, 2, 3, 4), (5, 6), (9, 10)
+from ser_nbdev import synth  # noqa: E402
+from ser_nbdev.data import loso_folds  # noqa: E402
+from ser_nbdev.experiments import write_atomic  # noqa: E402
+from ser_nbdev.train import TrainConfig  # noqa: E402
 
-
-def log_mel(y: np.ndarray, sr: int) -> np.ndarray:
-    "The study's features: 128-band log-mel, n_fft 2048, hop 512, fmax 8 kHz, dB relative to the clip's max."
-    M = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=512, n_mels=128, fmax=8000)
-    return librosa.power_to_db(M, ref=np.max).astype(np.float32)
-
-
-def load_features(root: Path) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
-    "Log-mel, label index, speaker and utterance of every clip under an AESDD-layout folder."
-    X, labels, speakers, utterances = [], [], [], []
-    for path in sorted(root.glob('*/*.wav')):   # AESDD naming: <emotion>/<e><AA> (<B>).wav
-        y, sr = sf.read(path, dtype='float32')
-        X.append(log_mel(y, sr))
-        labels.append(synth.EMOTIONS.index(path.parent.name))
-        speakers.append(int(path.stem.split('(')[1].rstrip(')')))
-        utterances.append(int(path.stem[1:3]))
-    return X, np.array(labels), np.array(speakers), np.array(utterances)
+OVERRIDES = {'take_spread': 'TAKE_SPREAD', 'speaker_spread': 'SPEAKER_SPREAD', 'baseline_spread': 'SPEAKER_BASELINE'}
 
 
-class PlainCNN(nn.Module):
-    "conv 1-16-32-64 (3x3, ReLU), max-pool after the first two, global average pool, dropout, linear."
-    def __init__(self, n_classes: int = 5):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-            nn.Dropout(0.25), nn.Linear(64, n_classes))
-
-    def forward(self, x):
-        return self.body(x)
-
-
-def to_tensor(S_db: np.ndarray) -> torch.Tensor:
-    "One clip as a (1, 1, n_mels, T) batch, scaled from [-80, 0] dB to about [-2, 2]."
-    return torch.from_numpy((S_db + 40) / 20)[None, None]
-
-
-def accuracy(model: nn.Module, X: list, y: np.ndarray, idx: np.ndarray) -> float:
-    "Fraction of clips `idx` classified correctly (batch size 1, so no padding enters the pooling)."
-    model.eval()
-    with torch.no_grad():
-        pred = [model(to_tensor(X[i])).argmax(1).item() for i in idx]
-    return float(np.mean(np.array(pred) == y[idx]))
-
-
-def split(spk: np.ndarray, utt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "Indices of train (seen speakers and sentences), validation (seen speakers, new sentences), test (new speakers)."
-    seen, val_utt = np.isin(spk, TRAIN_SPEAKERS), np.isin(utt, VAL_UTTERANCES)
-    return np.flatnonzero(seen & ~val_utt), np.flatnonzero(seen & val_utt), np.flatnonzero(np.isin(spk, TEST_SPEAKERS))
-
-
-def run(X: list, y: np.ndarray, spk: np.ndarray, utt: np.ndarray, seed: int, epochs: int) -> tuple[float, float, int]:
-    "Train, select the epoch on validation accuracy, return (val acc, test acc, chosen epoch)."
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    tr, va, te = split(spk, utt)
-    model = PlainCNN(len(synth.EMOTIONS))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    best = (-1.0, None, 0)
-    for epoch in range(1, epochs + 1):
-        model.train()
-        for i in rng.permutation(tr):
-            loss = nn.functional.cross_entropy(model(to_tensor(X[i])), torch.tensor([y[i]]))
-            opt.zero_grad(); loss.backward(); opt.step()
-        acc_val = accuracy(model, X, y, va)
-        if acc_val > best[0]:
-            best = (acc_val, {k: v.clone() for k, v in model.state_dict().items()}, epoch)
-    model.load_state_dict(best[1])
-    return best[0], accuracy(model, X, y, te), best[2]
-
-
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
+    "The options: which runs, how long, how many at once, and the generator's spreads."
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='training seeds (weights, order)')
-    p.add_argument('--epochs', type=int, default=25)
-    p.add_argument('--corpus', type=Path, default=None, help='an existing corpus folder (default: generate one)')
-    p.add_argument('--take-spread', type=float, default=None, help='override synth.TAKE_SPREAD (calibration)')
-    p.add_argument('--speaker-spread', type=float, default=None, help='override synth.SPEAKER_SPREAD (calibration)')
-    args = p.parse_args(argv)
-    torch.set_num_threads(1)   # the machines this runs on are shared
-    if args.take_spread is not None: synth.TAKE_SPREAD = args.take_spread
-    if args.speaker_spread is not None: synth.SPEAKER_SPREAD = args.speaker_spread
-    with tempfile.TemporaryDirectory() as tmp:
-        t0, c0 = time.perf_counter(), time.process_time()
-        root = args.corpus or synth.make_corpus(Path(tmp) / 'corpus')
-        print(f"corpus: {len(list(root.glob('*/*.wav')))} clips, made in {time.perf_counter() - t0:.1f} s "
-              f"({time.process_time() - c0:.1f} s CPU)")
-        X, y, spk, utt = load_features(root)
-    print(f"train: speakers {TRAIN_SPEAKERS} minus sentences {VAL_UTTERANCES} (validation, epoch selection); "
-          f"test: speakers {TEST_SPEAKERS}; chance 0.20")
-    tests = []
-    for seed in args.seeds:
-        t0 = time.perf_counter()
-        acc_val, acc_test, epoch = run(X, y, spk, utt, seed, args.epochs)
-        tests.append(acc_test)
-        print(f"seed {seed}: epoch {epoch:2d}  val {acc_val:.3f}  test {acc_test:.3f}  ({time.perf_counter() - t0:.0f} s)")
-    print(f"speaker-independent test accuracy: {np.mean(tests):.3f} +- {np.std(tests):.3f} over {len(tests)} seeds")
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds of the study-split runs')
+    p.add_argument('--folds', nargs='*', default=None, metavar='SPEAKER',
+                   help='speakers to hold out, one fold each (default: all six; none: skip LOSO)')
+    p.add_argument('--epochs', type=int, default=TrainConfig().epochs)
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads per run')
+    p.add_argument('--jobs', type=int, default=1, help='runs at once, each in its own process')
+    for name, const in OVERRIDES.items():
+        p.add_argument('--' + name.replace('_', '-'), type=float, default=None, help=f'override synth.{const}')
+    p.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'synth_difficulty.json'))
+    return p
+
+
+def finished(jobs: list, n_jobs: int):
+    "Yield (job, result) as each of bench/aesdd.py's runs finishes, `n_jobs` at once in their own processes."
+    if n_jobs == 1:
+        yield from ((job, aesdd.run_job(job)) for job in jobs)
+        return
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context('spawn')) as pool:
+        futures = {pool.submit(aesdd.run_job, job): job for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def make_record(args, argv: list, root: Path, corpus, jobs: list, results: dict, start: float) -> dict:
+    "The record of the runs finished so far (`complete` once all of `jobs` are in)."
+    runs = [results[j] for j in jobs if j in results and j[1] == 'split']
+    folds = [results[j] for j in jobs if j in results and j[1] == 'loso']
+    keep = ('seed', 'test_acc', 'test_uar', 'val_acc', 'best_epoch', 'n_train', 'n_val', 'n_test', 'confusion',
+            'seconds_per_epoch')
+    mean = lambda rs: float(np.mean([r['test_acc'] for r in rs])) if rs else None
+    return dict(
+        commands=['python bench/synth_difficulty.py ' + shlex.join(argv)], complete=len(results) == len(jobs),
+        generator_version=synth.GENERATOR_VERSION, corpus=root.name, clips=len(corpus), label_names=corpus.labels,
+        spreads={const: getattr(synth, const) for const in OVERRIDES.values()}, epochs=args.epochs,
+        seed_split_acc_mean=mean(runs), seed_split_acc=[r['test_acc'] for r in runs],
+        loso_acc_mean=mean(folds), loso_per_speaker={r['speaker']: r['test_acc'] for r in folds},
+        minutes=(time.perf_counter() - start) / 60, threads=args.threads, jobs=args.jobs,
+        runs=[{k: r[k] for k in keep} for r in runs],
+        loso_runs=[dict(speaker=r['speaker'], **{k: r[k] for k in keep}) for r in folds])
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser().parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
+    for name, const in OVERRIDES.items():
+        if getattr(args, name) is not None:
+            setattr(synth, const, getattr(args, name))
+    t0 = time.perf_counter()
+    root = synth.embedded_corpus()
+    print(f'corpus {root.name} ready in {time.perf_counter() - t0:.0f} s')
+    recipe_argv = ('--data', str(root), '--epochs', str(args.epochs), '--seeds', *map(str, args.seeds)) \
+        + (('--threads', str(args.threads)) if args.threads else ())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    corpus, *_ = aesdd.setup(recipe_argv)  # features computed (and cached) here, before any worker reads them
+    speakers = [s for s, _, _ in loso_folds(corpus.column('speaker'))]
+    held_out = speakers if args.folds is None else args.folds
+    splits = [(recipe_argv, 'split', s) for s in args.seeds]
+    folds = [(recipe_argv, 'loso', speakers.index(s)) for s in held_out]
+    # interleaved, so that a run stopped early has measured both protocols
+    jobs = [j for group in itertools.zip_longest(splits, folds[0::2], folds[1::2]) for j in group if j]
+
+    start, results = time.perf_counter(), {}
+    for job, r in finished(jobs, args.jobs):
+        results[job] = r
+        name = f'study split, seed {job[2]}' if job[1] == 'split' else f"speaker {r['speaker']} held out"
+        print(f"{name}: test {r['test_acc']:.1%} on {r['n_test']} clips, validation {r['val_acc']:.1%} "
+              f"at epoch {r['best_epoch']}")
+        # the record so far, after every run: a long benchmark that is stopped keeps what it measured
+        record = make_record(args, argv, root, corpus, jobs, results, start)
+        write_atomic(args.out, json.dumps(record, indent=1))
+    pct = lambda x: f'{100 * x:.1f}' if x is not None else 'nan'
+    print(f"synth_difficulty seed_split {pct(record['seed_split_acc_mean'])} loso {pct(record['loso_acc_mean'])}")
 
 
 if __name__ == '__main__':
