@@ -22,6 +22,8 @@ import argparse
 import itertools
 import json
 import multiprocessing
+import os
+import platform
 import shlex
 import sys
 import time
@@ -68,6 +70,16 @@ def finished(jobs: list, n_jobs: int):
             yield futures[future], future.result()
 
 
+def cpu_name() -> str:
+    "The CPU's model name (from /proc/cpuinfo on Linux) and its core count: timings depend on them."
+    try:
+        with open('/proc/cpuinfo') as f:
+            name = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine()
+    return f'{name}, {os.cpu_count()} cores'
+
+
 def make_record(args, argv: list, root: Path, corpus, jobs: list, results: dict, start: float) -> dict:
     "The record of the runs finished so far (`complete` once all of `jobs` are in)."
     runs = [results[j] for j in jobs if j in results and j[1] == 'split']
@@ -81,7 +93,7 @@ def make_record(args, argv: list, root: Path, corpus, jobs: list, results: dict,
         spreads={const: getattr(synth, const) for const in OVERRIDES.values()}, epochs=args.epochs,
         seed_split_acc_mean=mean(runs), seed_split_acc=[r['test_acc'] for r in runs],
         loso_acc_mean=mean(folds), loso_per_speaker={r['speaker']: r['test_acc'] for r in folds},
-        minutes=(time.perf_counter() - start) / 60, threads=args.threads, jobs=args.jobs,
+        minutes=(time.perf_counter() - start) / 60, cpu=cpu_name(), threads=args.threads, jobs=args.jobs,
         runs=[{k: r[k] for k in keep} for r in runs],
         loso_runs=[dict(speaker=r['speaker'], **{k: r[k] for k in keep}) for r in folds])
 

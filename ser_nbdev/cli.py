@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .augment import Augmenter
-from .data import AudioError, Corpus, CorpusError, carve_validation, load_corpus, study_split
+from .data import AudioError, Corpus, CorpusError, carve_validation, check_split, load_corpus, study_split
 from .features import corpus_features, extract, preprocess
 from .mel import FeatureConfig
 from .train import (TrainConfig, evaluate, fit, load_checkpoint, plot_confusion, plot_learning_curves,
@@ -29,11 +29,11 @@ def train_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None
                  progress: bool = True) -> dict:
     "Train on `corpus`'s study split (validation carved from training), score the test split once, save all to `out`."
     cfg, feature_cfg, out = cfg or TrainConfig(), feature_cfg or FeatureConfig(), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    specs = corpus_features(corpus, feature_cfg, progress=progress)
     labels = np.array(corpus.column('label'))
+    check_split(labels, TEST_SIZE, SPLIT_SEED, cfg.val_size, cfg.seed)  # too few clips: fail before any work (A01)
     train_idx, test_idx = study_split(labels, test_size=TEST_SIZE, seed=SPLIT_SEED)
     train_idx, val_idx = carve_validation(train_idx, labels, cfg.val_size, seed=cfg.seed)
+    specs = corpus_features(corpus, feature_cfg, progress=progress)
     pick = lambda idx: [specs[i] for i in idx]
     model, history = fit(pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx], cfg,
                          corpus.labels, feature_cfg, augment=augment, progress=progress)
@@ -61,11 +61,12 @@ def evaluate_checkpoint(checkpoint: str | Path, corpus: Corpus, split: str = 'te
     "A checkpoint's scores on `corpus`: its study test split (`split='test'`) or every clip (`split='all'`)."
     ckpt = load_checkpoint(checkpoint)
     labels = np.array(corpus.column('label'))
-    unknown = sorted(set(labels) - set(ckpt.label_names))
+    unknown = sorted(set(corpus.column('label')) - set(ckpt.label_names))
     if unknown:
         raise CorpusError(f'{corpus.root}: labels {unknown} are not among the model\'s classes {ckpt.label_names}')
     if split == 'test':
         saved = (ckpt.metrics or {}).get('split', {})
+        check_split(labels, saved.get('test_size', TEST_SIZE), saved.get('seed', SPLIT_SEED))
         _, idx = study_split(labels, test_size=saved.get('test_size', TEST_SIZE), seed=saved.get('seed', SPLIT_SEED))
     elif split == 'all':
         idx = np.arange(len(labels))
@@ -95,21 +96,31 @@ def predict_files(checkpoint: str | Path, files: list[str | Path]) -> list[dict]
     return results
 
 # %% ../nbs/A10_argument_parsing.ipynb #40b357a3
-import argparse, json, sys
+import argparse, json, math, os, sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import torch
 
 from .augment import TRANSFORMS, Augmenter
-from .data import AudioError, Corpus, CorpusError, load_corpus, plot_durations, plot_waveforms
+from .data import (AudioError, Corpus, CorpusError, _candidates, audio_header, check_split, load_corpus,
+                            plot_durations, plot_waveforms)
 from .features import CacheError, atomic_file
-from .train import CheckpointError, TrainConfig
+from .train import MIN_FRAMES, STRATEGIES, CheckpointError, DivergenceError, TrainConfig
 
 # %% ../nbs/A10_argument_parsing.ipynb #2c5b595f
+def _json_safe(obj):
+    "`obj` with every NaN or infinity replaced by None (null): JSON has no such numbers, and `json.dump` writes NaN."
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+
 def _write_json(path: Path, obj) -> None:
-    "Write JSON atomically (`atomic_file`): readers see the old file or the new one, never half."
+    "Write strict JSON atomically (`atomic_file`): readers see the old file or the new one, never half."
     with atomic_file(path, 'w') as f:
-        json.dump(obj, f, indent=1)
+        json.dump(_json_safe(obj), f, indent=1, allow_nan=False)
 
 def format_confusion(confusion, label_names) -> str:
     "A confusion matrix as text: rows are true classes, columns predictions."
@@ -122,8 +133,8 @@ def format_confusion(confusion, label_names) -> str:
 class OptionError(ValueError):
     "Command-line options that contradict each other (e.g. --strategy bs1 with --batch-norm)."
 
-USER_ERRORS = (AudioError, CorpusError, CheckpointError, CacheError, OptionError, FileNotFoundError,
-               NotADirectoryError)
+USER_ERRORS = (AudioError, CorpusError, CheckpointError, CacheError, OptionError, DivergenceError, FileNotFoundError,
+               NotADirectoryError, PermissionError)
 
 def _corpus(args) -> Corpus:
     return load_corpus(args.data, kind=args.kind)
@@ -137,6 +148,20 @@ def _train_cfg(args) -> TrainConfig:
     except ValueError as e:  # TrainConfig's checks name the conflict; the user fixes the options, no traceback
         raise OptionError(str(e)) from None
 
+def _check_out(out: str | Path, overwrite: bool, made: str = 'model.pt') -> None:
+    "OptionError if `out` holds the result of an earlier run (`made`) and `overwrite` was not asked for."
+    if (Path(out) / made).exists() and not overwrite:
+        raise OptionError(f'{out}: holds {made} from an earlier run; choose another --out, or add --overwrite to '
+                          'replace it (the earlier run stays until the new one has finished)')
+
+def _short_note(clips: list[tuple[str, float]], sr: int = 22050, hop_length: int = 512) -> None:
+    "Name, on stderr, the clips (name, seconds) that `prepare` pads to `MIN_FRAMES` frames (appendix A08)."
+    limit = (MIN_FRAMES - 1) * hop_length / sr
+    if short := [(name, s) for name, s in clips if s < limit]:
+        listed = ', '.join(f'{name} ({s:.3f} s)' for name, s in short[:5]) + (', ...' if len(short) > 5 else '')
+        print(f'note: {len(short)} clip(s) shorter than {limit:.2f} s ({MIN_FRAMES} frames), padded with silence '
+              f'to that length: {listed}', file=sys.stderr)
+
 def _augmenter(args) -> Augmenter | None:
     return Augmenter(transforms=tuple(args.augment)) if args.augment else None
 
@@ -148,13 +173,17 @@ def _report(res: dict) -> None:
 # %% ../nbs/A10_argument_parsing.ipynb #2246af95
 def cmd_inspect(args) -> None:
     "Print a corpus summary: clips per label, speakers, duration, skipped files."
-    print(load_corpus(args.path, kind=args.kind).summary())
+    corpus = load_corpus(args.path, kind=args.kind)
+    print(corpus.summary())
+    _short_note([(corpus.rel(c.path), c.duration) for c in corpus.clips])
 
 def cmd_train(args) -> None:
     "Train a CNN on a corpus and save checkpoint, metrics and figures."
     cfg = _train_cfg(args)  # before the corpus: contradicting options fail at once
+    _check_out(args.out, args.overwrite)
     corpus = _corpus(args)
     print(corpus.summary().splitlines()[-1])
+    _short_note([(corpus.rel(c.path), c.duration) for c in corpus.clips])
     res = train_corpus(corpus, args.out, cfg, augment=_augmenter(args), progress=not args.quiet)
     _report(res)
     print(f"wrote {args.out}/ (model.pt, metrics.json, learning_curves.png, confusion.png)")
@@ -163,6 +192,7 @@ def cmd_demo(args) -> None:
     "The main job on the embedded corpus: exploration figures, features, training, test scores."
     args.data, args.kind = None, 'auto'
     cfg = _train_cfg(args)
+    _check_out(args.out, args.overwrite)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     corpus = _corpus(args)
@@ -176,47 +206,125 @@ def cmd_demo(args) -> None:
 # %% ../nbs/A10_argument_parsing.ipynb #1b9b6cda
 def cmd_evaluate(args) -> None:
     "Score a checkpoint on a corpus."
-    m = evaluate_checkpoint(args.checkpoint, _corpus(args), args.split, progress=not args.quiet)
+    corpus = _corpus(args)
+    _short_note([(corpus.rel(c.path), c.duration) for c in corpus.clips])
+    m = evaluate_checkpoint(args.checkpoint, corpus, args.split, progress=not args.quiet)
     print(format_confusion(m['confusion'], m['label_names']))
     print(f"{args.split} clips {m['n']} accuracy {m['accuracy']:.1%} uar {m['uar']:.1%} macro_f1 {m['macro_f1']:.1%}")
 
+def _audio_files(paths: list[str]) -> list[Path]:
+    "The files given, with each folder replaced by the recordings in it (as a corpus lists them)."
+    files = []
+    for p in map(Path, paths):
+        found = _candidates(p) if p.is_dir() else [p]
+        if not found:
+            raise CorpusError(f'{p}: a folder with no audio files in it')
+        files += found
+    return files
+
 def cmd_predict(args) -> int:
-    "Print each emotion's probability for each file."
-    results = predict_files(args.checkpoint, args.files)
+    "Print each emotion's probability for each file (a folder: for each recording in it)."
+    results = predict_files(args.checkpoint, _audio_files(args.files))
     for r in results:
         if 'error' in r:
             print(f"error: {r['error']}", file=sys.stderr)
             continue
+        _short_note([(r['file'], (info := audio_header(r['file'])).frames / info.samplerate)])
         probs = ' '.join(f'{k} {v:.3f}' for k, v in r['probabilities'].items())
         print(f"{r['file']}: {r['label']} ({probs})")
     return 2 if any('error' in r for r in results) else 0
 
+# %% ../nbs/A10_argument_parsing.ipynb #3ce50d88
 def cmd_experiments(args) -> None:
     "The study's table on a corpus: layers x learning rate x strategy, honest test accuracy."
     from ser_nbdev.experiments import study_table
+    _check_out(args.out, args.overwrite, 'study_runs.json')
     grid = dict(layers=args.layers, lr=args.lr, strategy=args.strategy)
-    study_table(_corpus(args), grid, epochs=args.epochs, seeds=args.seeds, out_dir=args.out,
+    corpus = _corpus(args)
+    for seed in args.seeds:  # run_experiment's splits, checked before any feature is computed
+        check_split(corpus.column('label'), val_size=TrainConfig.val_size, val_seed=seed)
+    study_table(corpus, grid, epochs=args.epochs, seeds=args.seeds, out_dir=args.out,
                 progress=not args.quiet, patience=args.patience)
 
 # %% ../nbs/A10_argument_parsing.ipynb #57da3e74
+def _ranged(cast: type, low: float, high: float | None = None, above: bool = False):
+    "An argparse type: `cast` of the text, a finite number >= `low` (> with `above`) and < `high`; else a clear error."
+    def check(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if cast is int else 'a number'}") from None
+        if not math.isfinite(value) or value < low or (above and value == low) or (high and value >= high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {'>' if above else '>='} {low:g}"
+                                             + (f' and < {high}' if high else ''))
+        return value
+    return check
+
+def _device(text: str) -> str:
+    "An argparse type: a device torch knows and this machine has ('auto' always)."
+    try:
+        device = torch.device(text) if text != 'auto' else None
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a device: auto, cpu, cuda, cuda:N or mps') from None
+    if device is None or device.type == 'cpu':
+        return text
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f'{text}: torch sees {torch.cuda.device_count()} CUDA GPU(s) on this '
+                                         'machine; use --device auto or cpu')
+    if device.type == 'mps' and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f'{text}: Apple\'s Metal (mps) is not available; use --device auto or cpu')
+    if device.type not in ('cuda', 'mps'):
+        raise argparse.ArgumentTypeError(f'{text}: not a device to train on; use auto, cpu, cuda or mps')
+    return text
+
+# %% ../nbs/A10_argument_parsing.ipynb #68f30d24
+def _folder(text: str) -> str:
+    "An argparse type: a path that is not an existing file (a folder to read or to write into)."
+    if Path(text).is_file():
+        raise argparse.ArgumentTypeError(f'{text} is a file, not a folder')
+    return text
+
+def _out_folder(text: str) -> str:
+    "An argparse type: a folder to write into, or to create, that the user may write (checked before the work)."
+    _folder(text)
+    near = Path(text).absolute()
+    while not near.exists():
+        near = near.parent
+    if not os.access(near, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f'{text}: cannot write into {near} (permission denied)')
+    return text
+
+def _checkpoint(text: str) -> str:
+    "An argparse type: an existing file (a checkpoint), checked before any corpus or audio is read."
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: {'a folder, not' if Path(text).is_dir() else 'no such'} "
+                                         'checkpoint file')
+    return text
+
+_SEED = _ranged(int, 0, 2 ** 32)  # numpy's seeds
+
+# %% ../nbs/A10_argument_parsing.ipynb #84db89f1
 def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
     if data:
-        p.add_argument('--data', metavar='PATH', help='corpus folder (default: the embedded synthetic corpus)')
+        p.add_argument('--data', metavar='PATH', type=_folder,
+                       help='corpus folder (default: the embedded synthetic corpus)')
         p.add_argument('--kind', default='auto', choices=['auto', 'aesdd', 'emodb', 'ravdess', 'folders'],
                        help='naming scheme of the corpus (default: detected)')
     p.add_argument('--quiet', action='store_true', help='no progress bars')
 
 def _training(p: argparse.ArgumentParser, epochs: int) -> None:
     d = TrainConfig()
-    p.add_argument('--strategy', default=d.strategy, choices=['bs1', 'resized', 'bucketed'],
+    p.add_argument('--strategy', default=d.strategy, choices=STRATEGIES,
                    help='batch size 1, resized to 128x256, or length-bucketed masked batches (default: %(default)s)')
     p.add_argument('--model', default=d.model, choices=['bands', 'study'],
                    help="head: a mean per Mel band, or the study's single mean (default: %(default)s)")
     p.add_argument('--layers', type=int, default=d.layers, choices=[3, 4], help='conv layers (default: %(default)s)')
-    p.add_argument('--lr', type=float, default=d.lr, help="Adam's (peak) learning rate (default: %(default)s)")
-    p.add_argument('--epochs', type=int, default=epochs, help='most epochs (default: %(default)s)')
-    p.add_argument('--batch-size', type=int, default=d.batch_size, help='clips per step (default: %(default)s)')
-    p.add_argument('--patience', type=int, default=d.patience,
+    p.add_argument('--lr', type=_ranged(float, 0, above=True), default=d.lr,
+                   help="Adam's (peak) learning rate (default: %(default)s)")
+    p.add_argument('--epochs', type=_ranged(int, 1), default=epochs, help='most epochs (default: %(default)s)')
+    p.add_argument('--batch-size', type=_ranged(int, 1), default=d.batch_size,
+                   help='clips per step (default: %(default)s)')
+    p.add_argument('--patience', type=_ranged(int, 0), default=d.patience,
                    help='stop after this many epochs without a better validation score; 0 never (default: %(default)s)')
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction, default=d.batch_norm,
                    help="batch norm after each convolution (default: on, except with --strategy bs1, where one "
@@ -229,11 +337,11 @@ def _training(p: argparse.ArgumentParser, epochs: int) -> None:
     p.add_argument('--augment', nargs='+', default=[], choices=TRANSFORMS, metavar='NAME',
                    help=f'on-the-fly augmentation of training batches, any of {", ".join(TRANSFORMS)} (chapter 07; '
                         'on AESDD validation chose time, with --mixup 0.2); default: none')
-    p.add_argument('--mixup', type=float, default=d.mixup, metavar='ALPHA',
+    p.add_argument('--mixup', type=_ranged(float, 0), default=d.mixup, metavar='ALPHA',
                    help='train on blends of clip pairs and their labels, weight ~ Beta(ALPHA, ALPHA), e.g. 0.2 '
                         '(chapter 08; not with --strategy bs1; default: 0, off)')
-    p.add_argument('--seed', type=int, default=0, help='seed of weights, batches and validation split (default: 0)')
-    p.add_argument('--device', default='auto', help='auto, cpu, cuda or mps (default: auto)')
+    p.add_argument('--seed', type=_SEED, default=0, help='seed of weights, batches and validation split (default: 0)')
+    p.add_argument('--device', type=_device, default='auto', help='auto, cpu, cuda or mps (default: auto)')
 
 # %% ../nbs/A10_argument_parsing.ipynb #045a70d8
 def _command(sub, run) -> argparse.ArgumentParser:
@@ -242,15 +350,23 @@ def _command(sub, run) -> argparse.ArgumentParser:
     p.set_defaults(run=run)
     return p
 
+def _overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace the results of an earlier run in --out (default: refuse, and change nothing)')
+
 def _experiments_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument('--layers', type=int, nargs='+', default=[3, 4], help='conv layers to try (default: 3 4)')
-    p.add_argument('--lr', type=float, nargs='+', default=[1e-3, 1e-4], help='learning rates (default: 1e-3 1e-4)')
-    p.add_argument('--strategy', nargs='+', default=['bs1', 'resized', 'bucketed'], help='strategies (default: all)')
-    p.add_argument('--epochs', type=int, default=30, help='most epochs per run (default: %(default)s)')
-    p.add_argument('--patience', type=int, default=0,
+    p.add_argument('--layers', type=int, nargs='+', default=[3, 4], choices=[3, 4],
+                   help='conv layers to try (default: 3 4)')
+    p.add_argument('--lr', type=_ranged(float, 0, above=True), nargs='+', default=[1e-3, 1e-4],
+                   help='learning rates (default: 1e-3 1e-4)')
+    p.add_argument('--strategy', nargs='+', default=list(STRATEGIES), choices=STRATEGIES,
+                   help='strategies (default: all)')
+    p.add_argument('--epochs', type=_ranged(int, 1), default=30, help='most epochs per run (default: %(default)s)')
+    p.add_argument('--patience', type=_ranged(int, 0), default=0,
                    help='early-stopping patience; 0 trains every epoch, as the study did (default: %(default)s)')
-    p.add_argument('--seeds', type=int, nargs='+', default=[0], help='seeds per row (default: 0)')
-    p.add_argument('--out', default='ser_nbdev_experiments', help='output folder (default: %(default)s)')
+    p.add_argument('--seeds', type=_SEED, nargs='+', default=[0], help='seeds per row (default: 0)')
+    p.add_argument('--out', type=_out_folder, default='ser_nbdev_experiments', help='output folder (default: %(default)s)')
+    _overwrite(p)
     _common(p)
 
 # %% ../nbs/A10_argument_parsing.ipynb #3616215c
@@ -260,33 +376,42 @@ def parser() -> argparse.ArgumentParser:
                                   'from the command line. `ser-nbdev COMMAND --help` explains each command.')
     sub = top.add_subparsers(dest='command', required=True, metavar='COMMAND')
     p = _command(sub, cmd_demo)
-    p.add_argument('--out', default='ser_nbdev_demo', help='output folder (default: %(default)s)')
+    p.add_argument('--out', type=_out_folder, default='ser_nbdev_demo', help='output folder (default: %(default)s)')
+    _overwrite(p)
     _training(p, epochs=20)  # a sixth of the recipe's epochs: the embedded corpus is small and the demo should be quick
     _common(p, data=False)
     p = _command(sub, cmd_inspect)
-    p.add_argument('path', help='corpus folder')
+    p.add_argument('path', type=_folder, help='corpus folder')
     p.add_argument('--kind', default='auto', choices=['auto', 'aesdd', 'emodb', 'ravdess', 'folders'],
                    help='naming scheme of the corpus (default: detected)')
     p = _command(sub, cmd_train)
-    p.add_argument('--out', default='ser_nbdev_run', help='output folder (default: %(default)s)')
+    p.add_argument('--out', type=_out_folder, default='ser_nbdev_run', help='output folder (default: %(default)s)')
+    _overwrite(p)
     _training(p, epochs=TrainConfig.epochs)
     _common(p)
     p = _command(sub, cmd_evaluate)
-    p.add_argument('checkpoint', help='model.pt written by train or demo')
+    p.add_argument('checkpoint', type=_checkpoint, help='model.pt written by train or demo')
     p.add_argument('--split', default='test', choices=['test', 'all'],
                    help="'test': the study split's test part, as in training; 'all': every clip (default: test)")
     _common(p)
     p = _command(sub, cmd_predict)
-    p.add_argument('checkpoint', help='model.pt written by train or demo')
-    p.add_argument('files', nargs='+', help='audio files (WAV, FLAC, ...)')
+    p.add_argument('checkpoint', type=_checkpoint, help='model.pt written by train or demo')
+    p.add_argument('files', nargs='+', help='audio files (WAV, FLAC, ...) or folders of them')
     _experiments_options(_command(sub, cmd_experiments))
     return top
 
+# %% ../nbs/A10_argument_parsing.ipynb #df4e238e
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ser-nbdev` console script; returns the exit status."
+    for stream in (sys.stdout, sys.stderr):  # print any file name, even one that is not UTF-8, as its own bytes
+        if hasattr(stream, 'reconfigure'):
+            stream.reconfigure(errors='surrogateescape')
     args = parser().parse_args(argv)
     try:
         return args.run(args) or 0
     except USER_ERRORS as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every file is written in one rename: what was written is whole, the rest unchanged
+        print('interrupted: files written so far are complete; nothing else was changed', file=sys.stderr)
+        return 130

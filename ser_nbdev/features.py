@@ -102,6 +102,7 @@ def cache_key(path: str | Path, cfg: FeatureConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 # %% ../nbs/A04b_feature_cache.ipynb #62ced960
+import signal
 import sys
 import tempfile
 import zipfile
@@ -135,6 +136,18 @@ def _run_batches(run, lengths: list[int], batch_size: int, device: torch.device)
         list(pool.map(run, _batches(lengths, batch_size, _CPU_BATCH_SAMPLES)))
 
 # %% ../nbs/A04b_feature_cache.ipynb #38b594dd
+def _umask() -> int:
+    "The process's umask, read without changing it where Linux shows it (/proc), else set and restored at once."
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('Umask:'):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 @contextmanager
 def atomic_file(path: str | Path, mode: str = 'wb'):
     "A temporary file beside `path` to write to: it replaces `path` in one rename when the block ends, or is removed."
@@ -142,6 +155,8 @@ def atomic_file(path: str | Path, mode: str = 'wb'):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        if hasattr(os, 'fchmod'):  # POSIX: mkstemp makes it owner-only (0600), open(path, 'w') honours the umask
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -186,7 +201,9 @@ def _preprocessed(paths: list[Path], cfg: FeatureConfig, workers: int):
     from ser_nbdev.features import preprocess as job   # the library's function: picklable from any namespace
     yield preprocess(paths[0], cfg)   # here first, so the workers inherit what it imports lazily (librosa, soxr)
     # fork, as torch's DataLoader does: workers start at once, without re-importing torch or the caller's script
-    with ProcessPoolExecutor(workers, mp_context=get_context('fork')) as pool:
+    # workers ignore Ctrl-C: the main process stops them, and the terminal gets one message, not one traceback each
+    with ProcessPoolExecutor(workers, mp_context=get_context('fork'), initializer=signal.signal,
+                             initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
         ahead = deque()
         try:
             for p in paths[1:]:
@@ -213,7 +230,10 @@ def corpus_features(corpus, cfg: FeatureConfig | None = None, cache_dir: str | P
     with tqdm(total=len(paths), desc='log-Mel features', unit='clip', disable=not progress) as bar:
         for i, (path, key) in enumerate(zip(paths, keys)):
             file = cache / f'{key}.npz'
-            if file.exists():
+            if file.is_dir():  # not the cache's to delete: compute these features each time, and say so
+                tqdm.write(f'feature cache: the entry for {path.name} is a folder ({file.name}); '
+                           'its features are computed, not cached')
+            elif file.exists():
                 try:
                     out[i] = load_entry(file, key, cfg.n_mels)
                     bar.update()
@@ -226,7 +246,8 @@ def corpus_features(corpus, cfg: FeatureConfig | None = None, cache_dir: str | P
             batch.append((i, y))
             if len(batch) == _CHUNK or n == len(todo):
                 for (j, _), S_db in zip(batch, extract([y for _, y in batch], cfg, device)):
-                    save_entry(cache / f'{keys[j]}.npz', S_db, keys[j])
+                    if not (cache / f'{keys[j]}.npz').is_dir():
+                        save_entry(cache / f'{keys[j]}.npz', S_db, keys[j])
                     out[j] = S_db
                 bar.update(len(batch))
                 batch = []

@@ -41,3 +41,14 @@ def pytest_configure(config):
     # `-n 2` alone hands each worker fixed chunks; work stealing lets an idle worker take tests from a busy one
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "worksteal"
+
+
+def pytest_sessionstart(session):
+    # Under `pytest -n 2` both workers would start on notebooks that need the embedded corpus and its log-Mel features,
+    # and on a fresh checkout each would compute them: build them once here, in the controller, before workers start.
+    config = session.config
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    from ser_nbdev.data import load_corpus
+    from ser_nbdev.features import corpus_features
+    corpus_features(load_corpus(), progress=False)
