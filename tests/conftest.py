@@ -24,12 +24,13 @@ def run(cmd, cwd, timeout=600, check=True):
     return r
 
 
-# The slowest tests first (`pytest --durations=10`), so that the two workers of `pytest -n 2` start on them and finish
-# together; the rest keep their order.
+# The slowest tests first (`pytest --durations=15` in a fresh clone), so that the two workers of `pytest -n 2` start on
+# them and finish together; the rest keep their order.
 SLOWEST = ("test_notebook[08_train]", "test_notebook[07_augment]", "test_notebook[09_experiments]",
-           "test_notebook[10_cli]", "test_wheel_in_a_fresh_venv", "test_mel_widget_in_jupyterlab",
-           "test_notebook[05_batching]", "test_train_evaluate_predict", "test_notebook[02_denoise]",
-           "test_notebook[A08_trainer]", "test_notebook[03_stft]", "test_notebook[04_mel]")
+           "test_notebook[10_cli]", "test_notebook[02_denoise]", "test_wheel_in_a_fresh_venv",
+           "test_train_evaluate_predict", "test_mel_widget_in_jupyterlab", "test_notebook[05_batching]",
+           "test_notebook[A08_trainer]", "test_notebook[04_mel]", "test_notebook[00_synth]",
+           "test_notebook[06_models]", "test_notebook[03_stft]", "test_notebook[04b_features]")
 
 
 def pytest_collection_modifyitems(items):
@@ -44,11 +45,16 @@ def pytest_configure(config):
 
 
 def pytest_sessionstart(session):
-    # Under `pytest -n 2` both workers would start on notebooks that need the embedded corpus and its log-Mel features,
-    # and on a fresh checkout each would compute them: build them once here, in the controller, before workers start.
+    # Under `pytest -n 2` the first notebooks of both workers would each build what a fresh checkout lacks: build it
+    # once here, in the controller, before the workers start. The embedded corpus and its log-Mel features go to the
+    # shared cache; meanwhile, on the other core, librosa compiles its numba kernels (about 20 s in a new venv, then
+    # cached beside librosa), which every notebook that imports librosa.feature would otherwise wait for.
     config = session.config
     if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
         return
     from ser_nbdev.data import load_corpus
     from ser_nbdev.features import corpus_features
+    numba = subprocess.Popen([sys.executable, "-c", "import numpy, librosa; "
+                              "librosa.feature.melspectrogram(y=numpy.zeros(4096, 'float32'), sr=22050)"])
     corpus_features(load_corpus(), progress=False)
+    numba.wait()
