@@ -12,6 +12,7 @@ run, so a figure whose training ran on another thread count may change there. A 
 import argparse
 import json
 import os
+import platform
 import resource
 import shlex
 import subprocess
@@ -36,6 +37,15 @@ def run_timed(cmd: list[str], **kw) -> dict:
     return dict(cpu_seconds=round(cpu, 1), wall_seconds=round(time.perf_counter() - start, 1))
 
 
+def cpu_name() -> str:
+    "The CPU's model name (from /proc/cpuinfo on Linux): timings depend on it."
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('notebooks', nargs='*', help='default: every chapter in nbs/ but the index')
@@ -52,7 +62,7 @@ def main(argv=None) -> None:
         demo = run_timed([str(Path(sys.executable).with_name('ser-nbdev')), 'demo', '--quiet', '--out', 'demo'],
                          cwd=tempfile.mkdtemp(dir=cache), env=dict(env, SER_NBDEV_CACHE=tempfile.mkdtemp(dir=cache)))
         print(f"ser-nbdev demo   {demo['cpu_seconds']:6.1f} s CPU {demo['wall_seconds']:6.1f} s wall", flush=True)
-    record = dict(chapters=out, demo=demo, cpus=os.cpu_count(),
+    record = dict(chapters=out, demo=demo, cpu=cpu_name(), cpus=os.cpu_count(),
                   commands=['python bench/chapters.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
     with atomic_file(args.out, 'w') as f:
         json.dump(record, f, indent=1)
