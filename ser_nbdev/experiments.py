@@ -161,10 +161,12 @@ def loso_experiment(corpus: Corpus | str | Path | None = None, strategy: str = '
 # %% ../nbs/A07_offline_copies.ipynb #4203f563
 from .augment import expand, study_augment
 
-def expanded_experiment(corpus=None, *, copies: int = 10, transform: Callable = study_augment, **run_kw) -> dict:
+def expanded_experiment(corpus=None, *, copies: int = 10, transform: Callable = study_augment, originals: bool = True,
+                        **run_kw) -> dict:
     "`run_experiment` on a training set grown offline: validation carved first, then `copies` copies of each clip."
-    grow = lambda specs, labels, seed: expand(specs, labels, copies, transform, seed)
-    label = f'{copies}x offline' + (' + on the fly' if run_kw.get('augment') is not None else '')
+    grow = lambda specs, labels, seed: expand(specs, labels, copies, transform, seed, originals)
+    label = (f'{copies}x offline' + ('' if originals else ', copies only')   # the study trained on its copies alone
+             + (' + on the fly' if run_kw.get('augment') is not None else ''))
     return dict(run_experiment(corpus, expand=grow, augmentation=label, **run_kw), copies=copies)
 
 def compare_augment(augmenters: dict[str, Callable | None], data: tuple, seeds: Sequence[int] = (0, 1, 2),
