@@ -28,7 +28,6 @@ import functools
 import json
 import multiprocessing
 import os
-import platform
 import shlex
 import sys
 import time
@@ -43,6 +42,8 @@ from ser_nbdev.data import load_corpus, loso_folds
 from ser_nbdev.experiments import corpus_data, run_experiment, write_atomic
 from ser_nbdev.mel import FeatureConfig
 from ser_nbdev.train import TrainConfig, pick_device
+
+from machine import cpu_name
 
 
 def parser() -> argparse.ArgumentParser:
@@ -114,7 +115,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device('auto')
-    print(f'device: {device.type} ({platform.processor() or platform.machine()}), torch {torch.__version__}, '
+    print(f'device: {device.type} ({cpu_name()}), torch {torch.__version__}, '
           f'{torch.get_num_threads()} CPU threads, {args.jobs} jobs')
     corpus, data, augment, _ = setup(argv)  # features computed (and cached) here, before any worker reads them
     print(corpus.summary().splitlines()[-1])

@@ -12,7 +12,6 @@ run, so a figure whose training ran on another thread count may change there. A 
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 from ser_nbdev.features import atomic_file
+
+from machine import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,15 +36,6 @@ def run_timed(cmd: list[str], **kw) -> dict:
         sys.exit(f'{shlex.join(cmd)} failed:\n{r.stderr[-2000:]}')
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return dict(cpu_seconds=round(cpu, 1), wall_seconds=round(time.perf_counter() - start, 1))
-
-
-def cpu_name() -> str:
-    "The CPU's model name (from /proc/cpuinfo on Linux): timings depend on it."
-    try:
-        with open('/proc/cpuinfo') as f:
-            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> None:
@@ -62,7 +54,7 @@ def main(argv=None) -> None:
         demo = run_timed([str(Path(sys.executable).with_name('ser-nbdev')), 'demo', '--quiet', '--out', 'demo'],
                          cwd=tempfile.mkdtemp(dir=cache), env=dict(env, SER_NBDEV_CACHE=tempfile.mkdtemp(dir=cache)))
         print(f"ser-nbdev demo   {demo['cpu_seconds']:6.1f} s CPU {demo['wall_seconds']:6.1f} s wall", flush=True)
-    record = dict(chapters=out, demo=demo, cpu=cpu_name(), cpus=os.cpu_count(),
+    record = dict(chapters=out, demo=demo, cpu=cpu_name(),
                   commands=['python bench/chapters.py ' + shlex.join(sys.argv[1:] if argv is None else argv)])
     with atomic_file(args.out, 'w') as f:
         json.dump(record, f, indent=1)

@@ -22,8 +22,6 @@ import argparse
 import itertools
 import json
 import multiprocessing
-import os
-import platform
 import shlex
 import sys
 import time
@@ -35,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import aesdd  # noqa: E402  (bench/aesdd.py: its runs, on another corpus)
+from machine import cpu_name  # noqa: E402
 
 from ser_nbdev import synth  # noqa: E402
 from ser_nbdev.data import loso_folds  # noqa: E402
@@ -68,16 +67,6 @@ def finished(jobs: list, n_jobs: int):
         futures = {pool.submit(aesdd.run_job, job): job for job in jobs}
         for future in as_completed(futures):
             yield futures[future], future.result()
-
-
-def cpu_name() -> str:
-    "The CPU's model name (from /proc/cpuinfo on Linux) and its core count: timings depend on them."
-    try:
-        with open('/proc/cpuinfo') as f:
-            name = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        name = platform.processor() or platform.machine()
-    return f'{name}, {os.cpu_count()} cores'
 
 
 def make_record(args, argv: list, root: Path, corpus, jobs: list, results: dict, start: float) -> dict:
