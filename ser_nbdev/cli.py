@@ -106,6 +106,7 @@ from .augment import TRANSFORMS, Augmenter
 from .data import (AudioError, Corpus, CorpusError, _candidates, audio_header, check_split, load_corpus,
                             plot_durations, plot_waveforms)
 from .features import CacheError, atomic_file
+from .mel import FeatureConfig
 from .train import MIN_FRAMES, STRATEGIES, CheckpointError, DivergenceError, TrainConfig
 
 # %% ../nbs/A10_argument_parsing.ipynb #2c5b595f
@@ -154,7 +155,8 @@ def _check_out(out: str | Path, overwrite: bool, made: str = 'model.pt') -> None
         raise OptionError(f'{out}: holds {made} from an earlier run; choose another --out, or add --overwrite to '
                           'replace it (the earlier run stays until the new one has finished)')
 
-def _short_note(clips: list[tuple[str, float]], sr: int = 22050, hop_length: int = 512) -> None:
+def _short_note(clips: list[tuple[str, float]], sr: int = FeatureConfig.sr,
+                hop_length: int = FeatureConfig.hop_length) -> None:
     "Name, on stderr, the clips (name, seconds) that `prepare` pads to `MIN_FRAMES` frames (appendix A08)."
     limit = (MIN_FRAMES - 1) * hop_length / sr
     if short := [(name, s) for name, s in clips if s < limit]:
