@@ -26,11 +26,11 @@ def run(cmd, cwd, timeout=600, check=True):
 
 # The slowest tests first (`pytest --durations=15` in a fresh clone), so that the two workers of `pytest -n 2` start on
 # them and finish together; the rest keep their order.
-SLOWEST = ("test_notebook[08_train]", "test_notebook[07_augment]", "test_notebook[09_experiments]",
-           "test_notebook[10_cli]", "test_notebook[02_denoise]", "test_wheel_in_a_fresh_venv",
-           "test_train_evaluate_predict", "test_mel_widget_in_jupyterlab", "test_notebook[05_batching]",
-           "test_notebook[A08_trainer]", "test_notebook[04_mel]", "test_notebook[00_synth]",
-           "test_notebook[06_models]", "test_notebook[03_stft]", "test_notebook[04b_features]")
+SLOWEST = ("test_notebook[07_augment]", "test_notebook[09_experiments]", "test_notebook[08_train]",
+           "test_notebook[10_cli]", "test_wheel_in_a_fresh_venv", "test_mel_widget_in_jupyterlab",
+           "test_notebook[05_batching]", "test_notebook[02_denoise]", "test_train_evaluate_predict",
+           "test_notebook[A08_trainer]", "test_notebook[06_models]", "test_notebook[04_mel]",
+           "test_notebook[00_synth]", "test_notebook[03_stft]", "test_notebook[04b_features]")
 
 
 def pytest_collection_modifyitems(items):
@@ -42,6 +42,12 @@ def pytest_configure(config):
     # `-n 2` alone hands each worker fixed chunks; work stealing lets an idle worker take tests from a busy one
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "worksteal"
+    # Each worker's notebooks and commands would otherwise start one torch/OpenMP thread per core, and n workers on n
+    # cores fight over them: two notebooks that train at once took 77 s and 72 s so, 32 s and 30 s with a core each.
+    # Set in the controller before the workers start, so they and every process they launch inherit it.
+    workers = getattr(config.option, "numprocesses", None)
+    if isinstance(workers, int) and workers > 1 and not hasattr(config, "workerinput"):
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 
 def pytest_sessionstart(session):
