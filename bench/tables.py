@@ -1,4 +1,4 @@
-"""The home page's results table, with 95% intervals, computed from the AESDD records in bench/results/.
+"""The home page's results tables, with 95% intervals, computed from the AESDD records in bench/results/.
 
     python bench/tables.py
 
@@ -49,6 +49,22 @@ def main() -> None:
     print(f'| the study\'s best epoch, chosen on the test set (its report) | {STUDY_BEST}% | not run |')
     for name, file in ROWS:
         print(row(name, json.loads((RESULTS / file).read_text())))
+    print()
+    study_table(json.loads((RESULTS / 'study_table_aesdd.json').read_text()))
+
+
+def study_table(record: dict) -> None:
+    "The study's six rows rerun (bench/study_table.py): its report, honest and test-selected accuracy, both 95%."
+    print("| the study's row | its report (chosen on the test set) | rerun, chosen on validation "
+          "| rerun, chosen on the test set |")
+    print('|---|---|---|---|')
+    for e in record['rows']:
+        if not e['seeds']:
+            print(f"| {e['name']} | {e['study']:.2f}% | not yet run | not yet run |")
+            continue
+        runs = f"({len(e['seeds'])} seed{'s' * (len(e['seeds']) > 1)})"
+        print(f"| {e['name']} | {e['study']:.2f}% | {e['honest']['mean']:.1f}% +- {e['honest']['half_width']:.1f} "
+              f"{runs} | {e['test_selected']['mean']:.1f}% +- {e['test_selected']['half_width']:.1f} |")
 
 
 if __name__ == '__main__':

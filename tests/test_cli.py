@@ -22,7 +22,7 @@ def test_console_script_from_outside_lists_every_command(tmp_path):
     # one start of the installed console script, from a folder outside the repository; every command's help text and
     # every option's is formatted and checked in-process by test_api
     out = run([tool("ser-nbdev"), "--help"], cwd=tmp_path).stdout
-    for cmd in ("demo", "inspect", "train", "evaluate", "predict", "experiments"):
+    for cmd in ("demo", "inspect", "train", "loso", "evaluate", "predict", "experiments"):
         assert cmd in out
 
 
@@ -64,6 +64,21 @@ def test_train_evaluate_predict(corpus, tmp_path):
     bad.write_text("not audio")
     r = run([tool("ser-nbdev"), "predict", str(out / "model.pt"), str(bad), str(wav)], cwd=tmp_path, check=False)
     assert r.returncode == 2 and "bad.wav" in r.stderr and "clip.wav:" in r.stdout
+
+
+def test_train_on_new_speakers_then_evaluate(corpus, tmp_path):
+    out = tmp_path / "run"
+    r = run([tool("ser-nbdev"), "train", "--data", str(corpus), "--epochs", "1", "--test-speakers", "4",
+             "--out", str(out), "--quiet"], cwd=tmp_path)
+    split = json.loads((out / "metrics.json").read_text())["split"]
+    assert split["kind"] == "speakers" and split["test_speakers"] == ["4"] and split["n_test"] == 10
+    assert split["val_speakers"] and "4" not in split["val_speakers"] and "test speakers 4; validation" in r.stdout
+    r = run([tool("ser-nbdev"), "evaluate", str(out / "model.pt"), "--data", str(corpus), "--quiet"], cwd=tmp_path)
+    assert "test clips 10 " in r.stdout  # the held-out speaker's clips, as in training
+
+    r = run([tool("ser-nbdev"), "train", "--data", str(corpus), "--test-speakers", "7", "--out", str(tmp_path / "x")],
+            cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "unknown speaker(s) 7; found: 1, 2, 3, 4" in r.stderr
 
 
 def test_predict_missing_checkpoint(tmp_path):
