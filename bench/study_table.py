@@ -18,8 +18,9 @@ Their difference is the optimism of choosing on the test set. The test set is th
 
 Resumable: each finished run is written to `<out>/runs/<row>_seed<k>.json` and is not repeated; a run in progress
 saves its state after every epoch (`<row>_seed<k>.partial.pt`, written atomically) and continues from it, with the
-same result as an uninterrupted run. The record `<out>.json` is rewritten after each finished run, so it always holds
-what is done. The last line reads `study_table rows <R>/6 runs <N>/18`.
+same result as an uninterrupted run (`--check-resume` checks that on two short runs). The record `<out>.json` is
+rewritten after each finished run, so it always holds what is done. The last line reads `study_table rows <R>/6 runs
+<N>/18`.
 
     python bench/study_table.py --data PATH [--rows 1 2 ...] [--seeds 0 1 2] [--jobs 2 --threads 1] [--device cuda]
 """
@@ -31,6 +32,7 @@ import multiprocessing
 import os
 import shlex
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -81,6 +83,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads per run')
     p.add_argument('--jobs', type=int, default=1, help='runs at once, each in its own process')
     p.add_argument('--out', default=str(OUT), help='record OUT.json and its runs in OUT/runs/')
+    p.add_argument('--check-resume', action='store_true',
+                   help='instead: check that a run interrupted halfway and resumed equals an uninterrupted one '
+                        '(rows 3 and 2, seed 1, --epochs or 4 epochs, in a temporary folder); exit 1 if not')
     return p
 
 
@@ -175,6 +180,37 @@ def summary(rows: list[dict], runs_dir: Path) -> list[dict]:
     return out
 
 
+def check_resume(args) -> bool:
+    "Rows 3 and 2: one run straight through, one interrupted halfway (as by Ctrl-C) and resumed; equal curves?"
+    args.epochs = args.epochs or 4
+    ok, step = True, Trainer.step
+    for row in (ROWS[2], ROWS[1]):
+        with tempfile.TemporaryDirectory() as tmp:
+            straight, halves = Path(tmp, 'straight'), Path(tmp, 'halves')
+            straight.mkdir(), halves.mkdir()
+            full = run_one((row, 1, args, straight))
+            calls = [0]
+
+            def interrupted(self):
+                calls[0] += 1
+                if calls[0] > args.epochs // 2:
+                    raise KeyboardInterrupt
+                return step(self)
+            Trainer.step = interrupted
+            try:
+                run_one((row, 1, args, halves))
+            except KeyboardInterrupt:
+                pass
+            finally:
+                Trainer.step = step
+            resumed = run_one((row, 1, args, halves))
+            same = all(full[k] == resumed[k] for k in ('train_loss', 'val_loss', 'val_acc', 'test_loss', 'test_acc'))
+            print(f"{row['key']}: interrupted after {args.epochs // 2} of {args.epochs} epochs and resumed, "
+                  f"{'equal to' if same else 'DIFFERENT from'} the uninterrupted run")
+            ok &= same
+    return ok
+
+
 def main(argv=None) -> None:
     argv = tuple(sys.argv[1:] if argv is None else argv)
     p = parser()
@@ -184,6 +220,8 @@ def main(argv=None) -> None:
         p.error('give the corpus folder with --data PATH (or set SER_NBDEV_AESDD)')
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.check_resume:
+        sys.exit(0 if check_resume(args) else 1)
     out, runs_dir = Path(args.out).with_suffix('.json'), Path(args.out) / 'runs'
     runs_dir.mkdir(parents=True, exist_ok=True)
     corpus, *_ = features(args.data)  # features computed (and cached) here, before any worker reads them
