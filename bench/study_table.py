@@ -72,6 +72,7 @@ ORDER = ('resized_3', 'resized_4', 'bs1_4', 'resized_4_tenfold', 'bs1_3', 'bs1_4
 
 
 def parser() -> argparse.ArgumentParser:
+    "The options: which rows and seeds, where the corpus is, and how to run."
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--data', default=os.environ.get('SER_NBDEV_AESDD'),
                    help='corpus folder (default: $SER_NBDEV_AESDD)')
@@ -107,12 +108,14 @@ def features(data: str) -> tuple:
 
 
 def _snapshot(trainer: Trainer, test_acc: list, test_loss: list) -> dict:
+    "Everything a run needs to continue exactly where it stopped."
     return dict(model=trainer.model.state_dict(), opt=trainer.opt.state_dict(), best_state=trainer.best_state,
                 best_key=trainer.best_key, history=trainer.history, rng=trainer._rng,
                 generator=trainer.generator.get_state(), test_acc=test_acc, test_loss=test_loss)
 
 
 def _restore(trainer: Trainer, s: dict) -> tuple[list, list]:
+    "Put a fresh Trainer back where `_snapshot` left one; returns the test curve so far."
     trainer.model.load_state_dict(s['model'])
     trainer.opt.load_state_dict(s['opt'])
     trainer.best_state, trainer.best_key, trainer.history = s['best_state'], s['best_key'], s['history']
