@@ -13,7 +13,8 @@ time`, and mixup with alpha 0.2, `--mixup 0.2`; records `recipe_augment.json`, `
 without. `--jobs 2 --threads 1` runs two networks at once, one per core, with the same results.
 
 Writes `bench/results/aesdd.json` (through a temporary file and one rename) with the exact command that made it.
-The last line reads `aesdd seed_split <A> loso <L>` (percent). A benchmark, not a test: it trains 3 + 6 networks.
+The last line reads `<corpus folder> seed_split <A> loso <L>` (percent; `aesdd` for AESDD's folder). A benchmark,
+not a test: it trains 3 + 6 networks.
 
     python bench/aesdd.py --data PATH [--epochs 120] [--seeds 0 1 2] [--transforms time] [--mixup 0.2] [--jobs 2]
 
@@ -155,7 +156,7 @@ def main(argv=None) -> None:
     write_atomic(args.out, json.dumps(record, indent=1))
     print(f'honest test accuracy over seeds {args.seeds}: {acc.mean():.1%} +- {acc.std():.1%}; '
           f'leave-one-speaker-out mean {np.nanmean(loso):.1%}')
-    print(f"aesdd seed_split {100 * acc.mean():.1f} loso {100 * np.nanmean(loso):.1f}")
+    print(f"{Path(args.data).name} seed_split {100 * acc.mean():.1f} loso {100 * np.nanmean(loso):.1f}")
 
 
 if __name__ == '__main__':
