@@ -302,6 +302,10 @@ def _audio_files(paths: list[str]) -> list[Path]:
 def cmd_predict(args) -> int:
     "Print each emotion's probability for each file (a folder: for each recording in it)."
     results = predict_files(args.checkpoint, _audio_files(args.files))
+    if args.json:  # one object per line for scripts: label and probabilities, or the error, for every file
+        for r in results:
+            print(json.dumps(_json_safe(r), ensure_ascii=False))
+        return 2 if any('error' in r for r in results) else 0
     for r in results:
         if 'error' in r:
             print(f"error: {r['error']}", file=sys.stderr)
@@ -483,6 +487,8 @@ def parser() -> argparse.ArgumentParser:
     p = _command(sub, cmd_predict)
     p.add_argument('checkpoint', type=_checkpoint, help='model.pt written by train or demo')
     p.add_argument('files', nargs='+', help='audio files (WAV, FLAC, ...) or folders of them')
+    p.add_argument('--json', action='store_true',
+                   help='print one JSON object per file (file, label, probabilities; or file, error) instead of text')
     _experiments_options(_command(sub, cmd_experiments))
     return top
 

@@ -64,6 +64,12 @@ def test_train_evaluate_predict(corpus, tmp_path):
     bad.write_text("not audio")
     r = run([tool("ser-nbdev"), "predict", str(out / "model.pt"), str(bad), str(wav)], cwd=tmp_path, check=False)
     assert r.returncode == 2 and "bad.wav" in r.stderr and "clip.wav:" in r.stdout
+    r = run([tool("ser-nbdev"), "predict", str(out / "model.pt"), str(bad), str(wav), "--json"], cwd=tmp_path,
+            check=False)
+    bad_line, good = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == 2 and bad_line["file"] == str(bad) and "error" in bad_line
+    assert good["label"] == max(good["probabilities"], key=good["probabilities"].get)
+    assert np.allclose(sorted(good["probabilities"].values()), sorted(probs), atol=1e-3)  # the text's, rounded
 
 
 def test_train_on_new_speakers_then_evaluate(corpus, tmp_path):
