@@ -44,7 +44,7 @@ from ser_nbdev.experiments import corpus_data, run_experiment, write_atomic
 from ser_nbdev.mel import FeatureConfig
 from ser_nbdev.train import TrainConfig, pick_device
 
-from machine import cpu_name
+from machine import corpus_args, cpu_name
 
 
 def parser() -> argparse.ArgumentParser:
@@ -107,14 +107,7 @@ def run_job(job: tuple) -> dict:
 
 def main(argv=None) -> None:
     argv = tuple(sys.argv[1:] if argv is None else argv)
-    p = parser()
-    args = p.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)
-    if not args.data:
-        p.error('give the corpus folder with --data PATH (or set SER_NBDEV_AESDD)')
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = corpus_args(parser(), argv)
     device = pick_device('auto')
     print(f'device: {device.type} ({cpu_name()}), torch {torch.__version__}, '
           f'{torch.get_num_threads()} CPU threads, {args.jobs} jobs')

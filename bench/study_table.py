@@ -47,7 +47,7 @@ from ser_nbdev.features import atomic_file
 from ser_nbdev.mel import FeatureConfig
 from ser_nbdev.train import STUDY_RECIPE, TrainConfig, Trainer, encode_labels, prepare, validate
 
-from machine import cpu_name
+from machine import corpus_args, cpu_name
 from tables import split_interval
 
 OUT = Path(__file__).resolve().parent / 'results' / 'study_table_aesdd'
@@ -216,13 +216,7 @@ def check_resume(args) -> bool:
 
 def main(argv=None) -> None:
     argv = tuple(sys.argv[1:] if argv is None else argv)
-    p = parser()
-    args = p.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)
-    if not args.data:
-        p.error('give the corpus folder with --data PATH (or set SER_NBDEV_AESDD)')
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = corpus_args(parser(), argv)
     if args.check_resume:
         sys.exit(0 if check_resume(args) else 1)
     out, runs_dir = Path(args.out).with_suffix('.json'), Path(args.out) / 'runs'

@@ -38,6 +38,7 @@ def _speaker_parts(corpus: Corpus, test_speakers: Sequence[str], cfg: TrainConfi
     return train_idx, test_idx, val_idx, dict(kind='speakers', test_speakers=names(test_idx),
                                               val_speakers=names(val_idx), seed=cfg.seed)
 
+# %% ../nbs/10_cli.ipynb #4d25e79f
 def train_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None,
                  feature_cfg: FeatureConfig | None = None, augment: Augmenter | None = None,
                  progress: bool = True, test_speakers: Sequence[str] | None = None) -> dict:
@@ -136,6 +137,7 @@ def loso_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None,
     plt.close(plot_loso(folds, summary['accuracy'], out / 'loso.png'))
     return dict(folds=folds, summary=summary)
 
+# %% ../nbs/10_cli.ipynb #d4c1a005
 def plot_loso(folds: list[dict], acc: dict, path: str | Path | None = None) -> plt.Figure:
     "Each held-out speaker's test accuracy, with the mean and its 95% interval over the folds."
     fig, ax = plt.subplots(figsize=(7, 3))
