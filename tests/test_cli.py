@@ -22,7 +22,7 @@ def test_console_script_from_outside_lists_every_command(tmp_path):
     # one start of the installed console script, from a folder outside the repository; every command's help text and
     # every option's is formatted and checked in-process by test_api
     out = run([tool("ser-nbdev"), "--help"], cwd=tmp_path).stdout
-    for cmd in ("demo", "inspect", "train", "loso", "evaluate", "predict", "experiments"):
+    for cmd in ("demo", "inspect", "train", "loso", "evaluate", "predict", "experiments", "export"):
         assert cmd in out
 
 
@@ -91,3 +91,54 @@ def test_predict_missing_checkpoint(tmp_path):
     r = run([tool("ser-nbdev"), "predict", str(tmp_path / "none.pt"), str(tmp_path / "x.wav")], cwd=tmp_path,
             check=False)
     assert r.returncode == 2 and "none.pt" in r.stderr
+
+
+def test_export_then_predict_json_agree(corpus, tmp_path):
+    # the checkpoint and its ONNX export, through the console script: the same label and probabilities within 1e-3
+    # on every clip of the corpus, and the same error for each file that is not audio
+    out = tmp_path / "run"
+    run([tool("ser-nbdev"), "train", "--data", str(corpus), "--epochs", "1", "--out", str(out), "--quiet"], cwd=tmp_path)
+    r = run([tool("ser-nbdev"), "export", str(out / "model.pt"), str(tmp_path / "model.onnx")], cwd=tmp_path)
+    assert "wrote" in r.stdout and (tmp_path / "model.onnx").stat().st_size > 0
+    lines = {}
+    for model in (out / "model.pt", tmp_path / "model.onnx"):
+        r = run([tool("ser-nbdev"), "predict", str(model), str(corpus), "--json"], cwd=tmp_path, check=False)
+        assert r.returncode == 2, r.stderr  # the two files that are not audio
+        lines[model.suffix] = [json.loads(line) for line in r.stdout.splitlines()]
+    pt, onnx = lines[".pt"], lines[".onnx"]
+    assert len(pt) == len(onnx) == 42 and sum("error" in r for r in pt) == 2
+    for a, b in zip(pt, onnx):
+        assert a["file"] == b["file"] and a.get("error") == b.get("error")
+        if "error" not in a:
+            assert a["label"] == b["label"], (a, b)
+            assert max(abs(a["probabilities"][k] - b["probabilities"][k]) for k in a["probabilities"]) < 1e-3, (a, b)
+            assert list(a["probabilities"]) == list(b["probabilities"])  # the class names travel with the file
+
+    r = run([tool("ser-nbdev"), "export", str(out / "model.pt"), str(tmp_path / "model.onnx")], cwd=tmp_path,
+            check=False)
+    assert r.returncode == 2 and "model.onnx" in r.stderr and "--overwrite" in r.stderr
+
+
+def test_predict_bad_onnx_is_a_clear_error(corpus, tmp_path):
+    clip = str(corpus / "anger" / "a01 (1).wav")
+    for name, content in (("text.onnx", b"not a model"), ("empty.onnx", b"")):
+        (tmp_path / name).write_bytes(content)
+        r = run([tool("ser-nbdev"), "predict", str(tmp_path / name), clip], cwd=tmp_path, check=False)
+        assert r.returncode == 2 and name in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = run([tool("ser-nbdev"), "predict", str(tmp_path / "none.onnx"), clip], cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "none.onnx" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_onnx_without_metadata_or_extra_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    # a graph from elsewhere (no class names, no feature settings) is refused; so is a missing onnxruntime
+    import onnx
+    import torch
+    from ser_nbdev.cli import main
+    foreign = tmp_path / "foreign.onnx"
+    torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(foreign), dynamo=False)
+    onnx.checker.check_model(onnx.load(foreign))
+    assert main(["predict", str(foreign), str(tmp_path / "x.wav")]) == 2
+    assert "foreign.onnx" in capsys.readouterr().err
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # as if the extra were not installed
+    assert main(["predict", str(foreign), str(tmp_path / "x.wav")]) == 2
+    assert "pip install 'ser_nbdev[onnx]'" in capsys.readouterr().err
