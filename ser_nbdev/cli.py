@@ -402,19 +402,24 @@ def _out_folder(text: str) -> str:
     return text
 
 def _checkpoint(text: str) -> str:
-    "An argparse type: an existing file (a checkpoint), checked before any corpus or audio is read."
+    "An argparse type: an existing file (a checkpoint, or an ONNX model), checked before any corpus or audio is read."
     if not Path(text).is_file():
-        raise argparse.ArgumentTypeError(f"{text}: {'a folder, not' if Path(text).is_dir() else 'no such'} "
-                                         'checkpoint file')
+        kind = 'ONNX model' if Path(text).suffix.lower() == '.onnx' else 'checkpoint'
+        raise argparse.ArgumentTypeError(f"{text}: {'a folder, not a' if Path(text).is_dir() else 'no such'} "
+                                         f'{kind} file')
     return text
 
 def _onnx_out(text: str) -> str:
     "An argparse type: a new .onnx file name in a folder that exists and the user may write."
+    folder = Path(text).absolute().parent
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f'{text} is a folder; name the file to write, e.g. {Path(text, "model.onnx")}')
     if Path(text).suffix.lower() != '.onnx':
         raise argparse.ArgumentTypeError(f'{text}: name the file *.onnx (predict tells the two formats by it)')
-    folder = Path(text).absolute().parent
-    if Path(text).is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f'{text}: cannot write it (a folder, or no writable folder {folder})')
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f'{text}: no such folder {folder}')
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f'{text}: cannot write into {folder} (permission denied)')
     return text
 
 _SEED = _ranged(int, 0, 2 ** 32)  # numpy's seeds

@@ -7,8 +7,8 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/your_voice.html.md"""
 # %% auto #0
 __all__ = ['ONNX_FORMAT', 'OPSET', 'Probabilities', 'onnx_metadata', 'export_onnx', 'OnnxModel', 'load_onnx', 'random_parity']
 
-# %% ../nbs/12_your_voice.ipynb #f050e880
-import importlib, io, json, warnings
+# %% ../nbs/12_your_voice.ipynb #38f72a2f
+import io, json, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,24 +17,16 @@ import torch
 from torch import nn
 
 from . import __version__
-from .cli import MissingExtra, checkpoint_features, feature_config
+from .cli import checkpoint_features, feature_config
 from .features import atomic_file
 from .mel import FeatureConfig
 from .train import MIN_FRAMES, CheckpointError, _inputs_of, collate, load_checkpoint, predict_proba, prepare
 
-# %% ../nbs/12_your_voice.ipynb #e7e7ea31
+# %% ../nbs/12_your_voice.ipynb #05d735f9
 ONNX_FORMAT = 1  # the version of the metadata below; load_onnx refuses others
 OPSET = 17       # ONNX operator set: onnxruntime 1.13 (2022) and later run it
 
-def _extra(name: str):
-    "Import `name` from the optional `onnx` extra, or say how to install it."
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise MissingExtra(f"{name} is not installed; ONNX export and prediction need it: "
-                           "pip install 'ser_nbdev[onnx]'") from None
-
-# %% ../nbs/12_your_voice.ipynb #960cc949
+# %% ../nbs/12_your_voice.ipynb #f2b76c31
 class Probabilities(nn.Module):
     "The network followed by its softmax: what the ONNX graph computes, (x, lengths) -> probabilities."
     def __init__(self, model: nn.Module):
@@ -58,7 +50,7 @@ def _example(model: nn.Module, n_mels: int) -> tuple[torch.Tensor, torch.Tensor]
         return torch.zeros(2, 1, *shape), torch.tensor([shape[1]] * 2)
     return torch.randn(2, 1, n_mels, 2 * MIN_FRAMES), torch.tensor([2 * MIN_FRAMES, MIN_FRAMES + 3])
 
-# %% ../nbs/12_your_voice.ipynb #a5829f1d
+# %% ../nbs/12_your_voice.ipynb #590eae13
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     "Write a checkpoint's network as ONNX to `out`: inputs x (B, 1, n_mels, T) and lengths (B,), output probabilities."
     onnx = _extra('onnx')
@@ -81,7 +73,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
         f.write(proto.SerializeToString())
     return Path(out)
 
-# %% ../nbs/12_your_voice.ipynb #9baacc77
+# %% ../nbs/12_your_voice.ipynb #bc7c78f9
 @dataclass
 class OnnxModel:
     "An exported network in onnxruntime, with what its metadata says: class names, features, input scaling."
@@ -104,7 +96,52 @@ class OnnxModel:
             P[idx] = self.runtime.run(['probabilities'], {k: v for k, v in feed.items() if k in names})[0]
         return P
 
-# %% ../nbs/12_your_voice.ipynb #6dfc1e80
+# %% ../nbs/12_your_voice.ipynb #bc1c3256
+def load_onnx(path: str | Path) -> OnnxModel:
+    "Open an exported model in onnxruntime on the CPU, with as many threads as torch uses."
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {'a folder, not an' if path.is_dir() else 'no such'} ONNX model file")
+    ort = _extra('onnxruntime')
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()  # OMP_NUM_THREADS and torch.set_num_threads govern both
+    try:
+        runtime = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
+    except Exception as e:  # onnxruntime's own error classes, one per kind of damage
+        raise CheckpointError(f'{path}: not a readable ONNX model ({str(e)[:200]})') from None
+    meta = _metadata(path, runtime.get_modelmeta().custom_metadata_map)
+    out = runtime.get_outputs()[0]
+    if out.name != 'probabilities' or out.shape[-1] != len(meta['label_names']):
+        raise CheckpointError(f"{path}: inconsistent: {len(meta['label_names'])} class names for an output "
+                              f'{out.name!r} of {out.shape[-1]} values')
+    return OnnxModel(runtime, meta['label_names'], feature_config(meta['feature_cfg']), **meta['prepare'])
+
+# %% ../nbs/12_your_voice.ipynb #d17eb087
+def random_parity(checkpoint: str | Path, onnx_path: str | Path, frames: tuple[int, ...] = (20, 87, 301),
+                  seed: int = 0) -> float:
+    "Largest difference of a probability between torch and onnxruntime on random dB spectrograms of `frames` lengths."
+    ckpt, model = load_checkpoint(checkpoint), load_onnx(onnx_path)
+    rng = np.random.default_rng(seed)
+    specs = [rng.uniform(-80, 0, (checkpoint_features(ckpt).n_mels, T)).astype(np.float32) for T in frames]
+    return float(np.abs(predict_proba(ckpt.model, specs) - model.predict_proba(specs)).max())
+
+# %% ../nbs/A12_onnx_files.ipynb #609db449
+import importlib, json
+from pathlib import Path
+
+from .cli import MissingExtra
+from .train import CheckpointError
+
+# %% ../nbs/A12_onnx_files.ipynb #2369f3fe
+def _extra(name: str):
+    "Import `name` from the optional `onnx` extra, or say how to install it."
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise MissingExtra(f"{name} is not installed; ONNX export and prediction need it: "
+                           "pip install 'ser_nbdev[onnx]'") from None
+
+# %% ../nbs/A12_onnx_files.ipynb #44da7501
 def _metadata(path: Path, meta: dict) -> dict:
     "The parsed metadata of an exported model; CheckpointError naming `path` when it is not this package's."
     if 'ser_nbdev.format' not in meta:
@@ -117,31 +154,3 @@ def _metadata(path: Path, meta: dict) -> dict:
         return {k: json.loads(meta[k]) for k in ('label_names', 'feature_cfg', 'prepare')}
     except (KeyError, ValueError) as e:
         raise CheckpointError(f'{path}: damaged ser_nbdev metadata ({type(e).__name__}: {e})') from None
-
-def load_onnx(path: str | Path) -> OnnxModel:
-    "Open an exported model in onnxruntime on the CPU, with as many threads as torch uses."
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: {'a folder, not' if path.is_dir() else 'no such'} ONNX model file")
-    ort = _extra('onnxruntime')
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()  # OMP_NUM_THREADS and torch.set_num_threads govern both
-    try:
-        runtime = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
-    except Exception as e:  # onnxruntime's own error classes, one per kind of damage
-        raise CheckpointError(f'{path}: not a readable ONNX model ({str(e)[:200]})') from None
-    meta = _metadata(path, runtime.get_modelmeta().custom_metadata_map)
-    out = runtime.get_outputs()[0]
-    if out.name != 'probabilities' or out.shape[-1] != len(meta['label_names']):
-        raise CheckpointError(f"{path}: inconsistent: {len(meta['label_names'])} class names for an output "
-                              f'{out.name} {out.shape}')
-    return OnnxModel(runtime, meta['label_names'], feature_config(meta['feature_cfg']), **meta['prepare'])
-
-# %% ../nbs/12_your_voice.ipynb #cec9fe41
-def random_parity(checkpoint: str | Path, onnx_path: str | Path, frames: tuple[int, ...] = (20, 87, 301),
-                  seed: int = 0) -> float:
-    "Largest difference of a probability between torch and onnxruntime on random dB spectrograms of `frames` lengths."
-    ckpt, model = load_checkpoint(checkpoint), load_onnx(onnx_path)
-    rng = np.random.default_rng(seed)
-    specs = [rng.uniform(-80, 0, (checkpoint_features(ckpt).n_mels, T)).astype(np.float32) for T in frames]
-    return float(np.abs(predict_proba(ckpt.model, specs) - model.predict_proba(specs)).max())

@@ -131,12 +131,15 @@ def test_predict_bad_onnx_is_a_clear_error(corpus, tmp_path):
 
 def test_onnx_without_metadata_or_extra_is_a_clear_error(tmp_path, monkeypatch, capsys):
     # a graph from elsewhere (no class names, no feature settings) is refused; so is a missing onnxruntime
-    import onnx
-    import torch
+    from onnx import TensorProto, checker, helper, save
     from ser_nbdev.cli import main
     foreign = tmp_path / "foreign.onnx"
-    torch.onnx.export(torch.nn.Linear(3, 2), (torch.zeros(1, 3),), str(foreign), dynamo=False)
-    onnx.checker.check_model(onnx.load(foreign))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])
+    y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 5])
+    graph = helper.make_graph([helper.make_node("Softmax", ["x"], ["probabilities"])], "foreign", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    checker.check_model(model)
+    save(model, foreign)
     assert main(["predict", str(foreign), str(tmp_path / "x.wav")]) == 2
     assert "foreign.onnx" in capsys.readouterr().err
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # as if the extra were not installed
