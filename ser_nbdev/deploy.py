@@ -7,7 +7,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/your_voice.html.md"""
 # %% auto #0
 __all__ = ['ONNX_FORMAT', 'OPSET', 'Probabilities', 'onnx_metadata', 'export_onnx', 'OnnxModel', 'load_onnx', 'random_parity']
 
-# %% ../nbs/12_your_voice.ipynb #833d8f50
+# %% ../nbs/12_your_voice.ipynb #f26ed56e
 import io, json, warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +22,11 @@ from .features import atomic_file
 from .mel import FeatureConfig
 from .train import MIN_FRAMES, CheckpointError, _inputs_of, collate, load_checkpoint, predict_proba, prepare
 
-# %% ../nbs/12_your_voice.ipynb #03488f55
+# %% ../nbs/12_your_voice.ipynb #d8e32a31
 ONNX_FORMAT = 1  # the version of the metadata below; load_onnx refuses others
 OPSET = 17       # ONNX operator set: onnxruntime 1.13 (2022) and later run it
 
-# %% ../nbs/12_your_voice.ipynb #2a4e0c5d
+# %% ../nbs/12_your_voice.ipynb #f8914fd9
 class Probabilities(nn.Module):
     "The network followed by its softmax: what the ONNX graph computes, (x, lengths) -> probabilities."
     def __init__(self, model: nn.Module):
@@ -50,7 +50,7 @@ def _example(model: nn.Module, n_mels: int) -> tuple[torch.Tensor, torch.Tensor]
         return torch.zeros(2, 1, *shape), torch.tensor([shape[1]] * 2)
     return torch.randn(2, 1, n_mels, 2 * MIN_FRAMES), torch.tensor([2 * MIN_FRAMES, MIN_FRAMES + 3])
 
-# %% ../nbs/12_your_voice.ipynb #9de6d40c
+# %% ../nbs/12_your_voice.ipynb #7a9a6fb3
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     "Write a checkpoint's network as ONNX to `out`: inputs x (B, 1, n_mels, T) and lengths (B,), output probabilities."
     onnx = _extra('onnx')
@@ -73,7 +73,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
         f.write(proto.SerializeToString())
     return Path(out)
 
-# %% ../nbs/12_your_voice.ipynb #655b13ef
+# %% ../nbs/12_your_voice.ipynb #5bcf098b
 @dataclass
 class OnnxModel:
     "An exported network in onnxruntime, with what its metadata says: class names, features, input scaling."
@@ -96,7 +96,7 @@ class OnnxModel:
             P[idx] = self.runtime.run(['probabilities'], {k: v for k, v in feed.items() if k in names})[0]
         return P
 
-# %% ../nbs/12_your_voice.ipynb #9945b39a
+# %% ../nbs/12_your_voice.ipynb #b2cf53c6
 def load_onnx(path: str | Path) -> OnnxModel:
     "Open an exported model in onnxruntime on the CPU, with as many threads as torch uses."
     path = Path(path)
@@ -116,7 +116,7 @@ def load_onnx(path: str | Path) -> OnnxModel:
                               f'{out.name!r} of {out.shape[-1]} values')
     return OnnxModel(runtime, meta['label_names'], feature_config(meta['feature_cfg']), **meta['prepare'])
 
-# %% ../nbs/12_your_voice.ipynb #1d1796a0
+# %% ../nbs/12_your_voice.ipynb #80b253d1
 def random_parity(checkpoint: str | Path, onnx_path: str | Path, frames: tuple[int, ...] = (20, 87, 301),
                   seed: int = 0) -> float:
     "Largest difference of a probability between torch and onnxruntime on random dB spectrograms of `frames` lengths."
