@@ -7,7 +7,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/your_voice.html.md"""
 # %% auto #0
 __all__ = ['ONNX_FORMAT', 'OPSET', 'Probabilities', 'onnx_metadata', 'export_onnx', 'OnnxModel', 'load_onnx', 'random_parity']
 
-# %% ../nbs/12_your_voice.ipynb #f26ed56e
+# %% ../nbs/12_your_voice.ipynb #1fdc7287
 import io, json, warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +22,11 @@ from .features import atomic_file
 from .mel import FeatureConfig
 from .train import MIN_FRAMES, CheckpointError, _inputs_of, collate, load_checkpoint, predict_proba, prepare
 
-# %% ../nbs/12_your_voice.ipynb #d8e32a31
+# %% ../nbs/12_your_voice.ipynb #6fcac20d
 ONNX_FORMAT = 1  # the version of the metadata below; load_onnx refuses others
 OPSET = 17       # ONNX operator set: onnxruntime 1.13 (2022) and later run it
 
-# %% ../nbs/12_your_voice.ipynb #f8914fd9
+# %% ../nbs/12_your_voice.ipynb #207818f4
 class Probabilities(nn.Module):
     "The network followed by its softmax: what the ONNX graph computes, (x, lengths) -> probabilities."
     def __init__(self, model: nn.Module):
@@ -48,9 +48,9 @@ def _example(model: nn.Module, n_mels: int) -> tuple[torch.Tensor, torch.Tensor]
     shape = getattr(model, 'input_shape', None)
     if shape:  # the resized network takes one fixed size
         return torch.zeros(2, 1, *shape), torch.tensor([shape[1]] * 2)
-    return torch.randn(2, 1, n_mels, 2 * MIN_FRAMES), torch.tensor([2 * MIN_FRAMES, MIN_FRAMES + 3])
+    return torch.zeros(2, 1, n_mels, 2 * MIN_FRAMES), torch.tensor([2 * MIN_FRAMES, MIN_FRAMES + 3])  # values unused
 
-# %% ../nbs/12_your_voice.ipynb #7a9a6fb3
+# %% ../nbs/12_your_voice.ipynb #04a9f6ee
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     "Write a checkpoint's network as ONNX to `out`: inputs x (B, 1, n_mels, T) and lengths (B,), output probabilities."
     onnx = _extra('onnx')
@@ -73,7 +73,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
         f.write(proto.SerializeToString())
     return Path(out)
 
-# %% ../nbs/12_your_voice.ipynb #5bcf098b
+# %% ../nbs/12_your_voice.ipynb #dff186be
 @dataclass
 class OnnxModel:
     "An exported network in onnxruntime, with what its metadata says: class names, features, input scaling."
@@ -96,7 +96,7 @@ class OnnxModel:
             P[idx] = self.runtime.run(['probabilities'], {k: v for k, v in feed.items() if k in names})[0]
         return P
 
-# %% ../nbs/12_your_voice.ipynb #b2cf53c6
+# %% ../nbs/12_your_voice.ipynb #78593e52
 def load_onnx(path: str | Path) -> OnnxModel:
     "Open an exported model in onnxruntime on the CPU, with as many threads as torch uses."
     path = Path(path)
@@ -116,7 +116,7 @@ def load_onnx(path: str | Path) -> OnnxModel:
                               f'{out.name!r} of {out.shape[-1]} values')
     return OnnxModel(runtime, meta['label_names'], feature_config(meta['feature_cfg']), **meta['prepare'])
 
-# %% ../nbs/12_your_voice.ipynb #80b253d1
+# %% ../nbs/12_your_voice.ipynb #25b9369f
 def random_parity(checkpoint: str | Path, onnx_path: str | Path, frames: tuple[int, ...] = (20, 87, 301),
                   seed: int = 0) -> float:
     "Largest difference of a probability between torch and onnxruntime on random dB spectrograms of `frames` lengths."
