@@ -7,7 +7,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/your_voice.html.md"""
 # %% auto #0
 __all__ = ['ONNX_FORMAT', 'OPSET', 'Probabilities', 'onnx_metadata', 'export_onnx', 'OnnxModel', 'load_onnx', 'random_parity']
 
-# %% ../nbs/12_your_voice.ipynb #1fdc7287
+# %% ../nbs/12_your_voice.ipynb #0358c5f3
 import io, json, warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +22,11 @@ from .features import atomic_file
 from .mel import FeatureConfig
 from .train import MIN_FRAMES, CheckpointError, _inputs_of, collate, load_checkpoint, predict_proba, prepare
 
-# %% ../nbs/12_your_voice.ipynb #6fcac20d
+# %% ../nbs/12_your_voice.ipynb #accb1b0e
 ONNX_FORMAT = 1  # the version of the metadata below; load_onnx refuses others
 OPSET = 17       # ONNX operator set: onnxruntime 1.13 (2022) and later run it
 
-# %% ../nbs/12_your_voice.ipynb #207818f4
+# %% ../nbs/12_your_voice.ipynb #f0d4f6cb
 class Probabilities(nn.Module):
     "The network followed by its softmax: what the ONNX graph computes, (x, lengths) -> probabilities."
     def __init__(self, model: nn.Module):
@@ -41,7 +41,8 @@ def onnx_metadata(ckpt) -> dict[str, str]:
     strategy, inputs = _inputs_of(ckpt.model)
     return {'ser_nbdev.format': str(ONNX_FORMAT), 'ser_nbdev.version': __version__,
             'label_names': json.dumps(ckpt.label_names), 'feature_cfg': json.dumps(ckpt.feature_cfg),
-            'prepare': json.dumps(dict(strategy=strategy, inputs=inputs)), 'model_config': json.dumps(ckpt.model_config)}
+            'prepare': json.dumps(dict(strategy=strategy, inputs=inputs)),
+            'model_config': json.dumps(ckpt.model_config)}
 
 def _example(model: nn.Module, n_mels: int) -> tuple[torch.Tensor, torch.Tensor]:
     "A batch to trace with: two clips of different lengths, so the graph is the masked path that padding needs."
@@ -50,7 +51,7 @@ def _example(model: nn.Module, n_mels: int) -> tuple[torch.Tensor, torch.Tensor]
         return torch.zeros(2, 1, *shape), torch.tensor([shape[1]] * 2)
     return torch.zeros(2, 1, n_mels, 2 * MIN_FRAMES), torch.tensor([2 * MIN_FRAMES, MIN_FRAMES + 3])  # values unused
 
-# %% ../nbs/12_your_voice.ipynb #04a9f6ee
+# %% ../nbs/12_your_voice.ipynb #f26d0271
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     "Write a checkpoint's network as ONNX to `out`: inputs x (B, 1, n_mels, T) and lengths (B,), output probabilities."
     onnx = _extra('onnx')
@@ -73,7 +74,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
         f.write(proto.SerializeToString())
     return Path(out)
 
-# %% ../nbs/12_your_voice.ipynb #dff186be
+# %% ../nbs/12_your_voice.ipynb #1e06b730
 @dataclass
 class OnnxModel:
     "An exported network in onnxruntime, with what its metadata says: class names, features, input scaling."
@@ -96,7 +97,7 @@ class OnnxModel:
             P[idx] = self.runtime.run(['probabilities'], {k: v for k, v in feed.items() if k in names})[0]
         return P
 
-# %% ../nbs/12_your_voice.ipynb #78593e52
+# %% ../nbs/12_your_voice.ipynb #5b990d11
 def load_onnx(path: str | Path) -> OnnxModel:
     "Open an exported model in onnxruntime on the CPU, with as many threads as torch uses."
     path = Path(path)
@@ -116,7 +117,7 @@ def load_onnx(path: str | Path) -> OnnxModel:
                               f'{out.name!r} of {out.shape[-1]} values')
     return OnnxModel(runtime, meta['label_names'], feature_config(meta['feature_cfg']), **meta['prepare'])
 
-# %% ../nbs/12_your_voice.ipynb #25b9369f
+# %% ../nbs/12_your_voice.ipynb #bac75849
 def random_parity(checkpoint: str | Path, onnx_path: str | Path, frames: tuple[int, ...] = (20, 87, 301),
                   seed: int = 0) -> float:
     "Largest difference of a probability between torch and onnxruntime on random dB spectrograms of `frames` lengths."

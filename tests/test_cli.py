@@ -97,7 +97,8 @@ def test_export_then_predict_json_agree(corpus, tmp_path):
     # the checkpoint and its ONNX export, through the console script: the same label and probabilities within 1e-3
     # on every clip of the corpus, and the same error for each file that is not audio
     out = tmp_path / "run"
-    run([tool("ser-nbdev"), "train", "--data", str(corpus), "--epochs", "1", "--out", str(out), "--quiet"], cwd=tmp_path)
+    run([tool("ser-nbdev"), "train", "--data", str(corpus), "--epochs", "1", "--out", str(out), "--quiet"],
+        cwd=tmp_path)
     r = run([tool("ser-nbdev"), "export", str(out / "model.pt"), str(tmp_path / "model.onnx")], cwd=tmp_path)
     assert "wrote" in r.stdout and (tmp_path / "model.onnx").stat().st_size > 0
     lines = {}
