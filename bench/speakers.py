@@ -1,0 +1,299 @@
+"""New voices: leave-one-speaker-out on AESDD (or any corpus the loaders read), with and without speaker normalisation,
+beside the eGeMAPS baseline.
+
+For each speaker in turn (a fold), the package's recipe (`TrainConfig`'s defaults, time masks and mixup 0.2, as
+`bench/aesdd.py`; `--epochs` 60 here) trains on the other speakers. Validation is whole training speakers
+(`carve_speakers`, 15% of the clips, seed 0); the epoch is chosen on them and the held-out speaker is scored.
+Three inputs, on the same folds:
+- `none`: the log-Mel features as they are;
+- `unlabelled`: each speaker's bands standardised with statistics from all of that speaker's clips, labels unused
+  (`speaker_stats`, `normalise_speakers`), the held-out speaker's included: this uses the test speaker's audio;
+- `enrol`: as `unlabelled`, but the held-out and validation speakers' statistics come from `--enrol` of their clips
+  (10), drawn at random without looking at labels (`enrolment`), which are then not scored. (Not the first clips:
+  a corpus in emotion folders lists each speaker's clips emotion by emotion.)
+After every epoch the held-out speaker's clips are also scored (never used to choose anything), so the runs show what
+each way of choosing the epoch would have given: the best validation accuracy (the package's rule), the best
+validation accuracy smoothed over 5 epochs, the lowest validation loss, and the last epoch.
+
+Familiar voices, for comparison: `--split-variants` (`unlabelled`) also train on the study's split (80/20,
+`random_state=42`, validation carved by label with each of `--split-seeds`), as `bench/aesdd.py` does.
+
+The eGeMAPS baseline: openSMILE's 88 eGeMAPSv02 functionals of each clip at 16 kHz (`egemaps`), standardised per
+speaker (or over the training clips, `global`), and a logistic regression whose C is chosen on the validation
+speakers; the same folds. And eGeMAPS on the study's split (3 seeds of validation carving), for familiar voices.
+The functionals are kept in the feature cache, so a second run does not compute them again.
+
+Resumable: each finished run is `<out>/runs/<variant>_<speaker>.json` and is not repeated. Writes `<out>.json`
+with the summary (mean over folds and a t interval) and the command. The last line reads
+`<corpus folder> loso none <A> unlabelled <B> enrol <C> egemaps <D>` (percent).
+
+    python bench/speakers.py --data PATH [--epochs 60] [--enrol 10] [--jobs 2 --threads 1]
+"""
+import argparse
+import contextlib
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ser_nbdev.augment import Augmenter
+from ser_nbdev.data import carve_speakers, carve_validation, load_audio, load_corpus, loso_folds, study_split
+from ser_nbdev.experiments import corpus_data, seed_summary, write_atomic
+from ser_nbdev.features import atomic_file, default_cache_dir
+from ser_nbdev.mel import FeatureConfig
+from ser_nbdev.speakers import (EPOCH_RULES, band_stats, choose_epoch, egemaps, enrolment, normalise_speakers,
+                                speaker_stats, standardise_by)
+from ser_nbdev.train import TrainConfig, Trainer, encode_labels, predict_logits, prepare, scores
+
+from machine import corpus_args, cpu_name
+from tables import split_interval
+
+OUT = Path(__file__).resolve().parent / 'results' / 'speakers_aesdd'
+VARIANTS = ('none', 'unlabelled', 'enrol')
+RULES = EPOCH_RULES
+
+
+def parser() -> argparse.ArgumentParser:
+    "The options: the corpus, the inputs compared, and how to run."
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--data', default=os.environ.get('SER_NBDEV_AESDD'),
+                   help='corpus folder (default: $SER_NBDEV_AESDD)')
+    p.add_argument('--epochs', type=int, default=60)
+    p.add_argument('--enrol', type=int, default=10, help="clips of a new speaker used for its statistics, not scored")
+    p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument('--seed', type=int, default=0, help='seed of the speaker folds (validation speakers, training)')
+    p.add_argument('--split-variants', nargs='*', default=['unlabelled'], choices=VARIANTS[:2],
+                   help="inputs also trained on the study's split (familiar voices)")
+    p.add_argument('--split-seeds', type=int, nargs='*', default=[0, 1, 2])
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads per run')
+    p.add_argument('--jobs', type=int, default=1, help='runs at once, each in its own process')
+    p.add_argument('--out', default=str(OUT), help='record OUT.json and its runs in OUT/runs/')
+    return p
+
+
+@functools.lru_cache(maxsize=1)
+def features(data: str) -> tuple:
+    "The corpus, its log-Mel features (cached on disk), labels, names and speakers: once per process."
+    corpus = load_corpus(data)
+    feature_cfg = FeatureConfig()
+    specs, labels, names = corpus_data(corpus, feature_cfg, progress=False)
+    return corpus, feature_cfg, specs, labels, names, np.asarray(corpus.column('speaker'), dtype=str)
+
+
+def parts(variant: str, k, args) -> tuple:
+    "Fold k's (or the study split's, k = ('split', seed)) train, validation and test indices, and the features."
+    _, _, specs, labels, _, speakers = features(args.data)
+    if isinstance(k, tuple):  # familiar voices: the study's split, validation carved by label with the seed
+        train_idx, test_idx = study_split(labels)
+        tr, va = carve_validation(train_idx, labels, 0.15, seed=k[1])
+        speaker = f'split_seed{k[1]}'
+    else:
+        speaker, train_idx, test_idx = loso_folds(speakers)[k]
+        tr, va = carve_speakers(train_idx, speakers, 0.15, seed=args.seed)
+    if variant == 'none':
+        return speaker, tr, va, test_idx, specs
+    stats = speaker_stats(specs, speakers)
+    if variant == 'enrol':  # new voices known only by a few of their clips, which are then not scored
+        new = set(speakers[va]) | {speaker}
+        chosen = enrolment(speakers, args.enrol, seed=args.seed)
+        stats.update({s: v for s, v in speaker_stats(specs, speakers, args.enrol, args.seed).items() if s in new})
+        enrolled = np.concatenate([chosen[s] for s in sorted(new)])
+        va, test_idx = np.setdiff1d(va, enrolled), np.setdiff1d(test_idx, enrolled)
+    reference = band_stats([specs[i] for i in tr])
+    return speaker, tr, va, test_idx, normalise_speakers(specs, speakers, stats, reference)
+
+
+def run_one(job: tuple) -> dict:
+    "One fold of one variant, scoring the held-out speaker after every epoch (for the epoch rules only)."
+    variant, k, args, runs_dir = job
+    _, feature_cfg, _, labels, names, _ = features(args.data)
+    speaker, tr, va, te, x = parts(variant, k, args)
+    pick = lambda idx: [x[i] for i in idx]
+    seed = k[1] if isinstance(k, tuple) else args.seed
+    cfg = TrainConfig(epochs=args.epochs, seed=seed, mixup=0.2, threads=args.threads)
+    trainer = Trainer(pick(tr), labels[tr], pick(va), labels[va], cfg, names, feature_cfg,
+                      Augmenter(transforms=('time',), cfg=feature_cfg))
+    x_test, y_test = prepare(pick(te), cfg.strategy, cfg.inputs), encode_labels(labels[te], names)
+    test_pred, val_pred, val_nll = [], [], []
+    while not trainer.done:
+        trainer.step()
+        test_pred.append(predict_logits(trainer.model, x_test).argmax(1).tolist())
+        # each validation clip's prediction and loss, so that the epoch rules can be compared on validation alone
+        logp = predict_logits(trainer.model, trainer.x_val).log_softmax(1)
+        val_pred.append(logp.argmax(1).tolist())
+        val_nll.append(np.round(-logp[torch.arange(len(va)), trainer.y_val].numpy(), 5).tolist())
+    h = trainer.history
+    out = dict(variant=variant, speaker=speaker, n_train=len(tr), n_val=len(va), n_test=len(te),
+               val_epoch=h.best_epoch, seconds=float(sum(h.seconds)), val_acc=h.val_acc, val_loss=h.val_loss,
+               train_loss=h.train_loss, y_val=trainer.y_val.tolist(), val_pred=val_pred, val_nll=val_nll,
+               y_test=y_test.tolist(), test_pred=test_pred, label_names=names)
+    write_atomic(runs_dir / f'{variant}_{speaker}.json', json.dumps(out))
+    return out
+
+
+def rule_epoch(run: dict, rule: str) -> int:
+    "The 1-based epoch that `rule` keeps, from the run's validation curves alone (`choose_epoch`)."
+    return choose_epoch(run['val_acc'], run['val_loss'], rule)
+
+
+def halves_score(run: dict, rule: str, n_splits: int = 20) -> float:
+    "Validation alone: the accuracy on one half of the validation clips at the epoch `rule` keeps on the other half."
+    y = np.asarray(run['y_val'])
+    correct = np.asarray(run['val_pred']) == y  # (epochs, clips)
+    nll, rng, out = np.asarray(run['val_nll']), np.random.default_rng(0), []
+    for _ in range(n_splits):
+        perm = rng.permutation(len(y))
+        for a, b in ((perm[:len(y) // 2], perm[len(y) // 2:]), (perm[len(y) // 2:], perm[:len(y) // 2])):
+            e = rule_epoch(dict(val_acc=correct[:, a].mean(1), val_loss=nll[:, a].mean(1)), rule)
+            out.append(correct[e - 1, b].mean())
+    return float(np.mean(out))
+
+
+def fold_scores(run: dict, rule: str = 'best_val_acc') -> dict:
+    "Accuracy, UAR and macro F1 of the held-out speaker at the epoch `rule` keeps."
+    pred = run['test_pred'][(rule_epoch(run, rule) if rule != 'best_val_acc' else run['val_epoch']) - 1]
+    s = scores(run['y_test'], pred, len(run['label_names']))
+    return {m: s[m] for m in ('accuracy', 'uar', 'macro_f1')}
+
+
+def egemaps_cached(corpus) -> np.ndarray:
+    "The corpus's eGeMAPS functionals at 16 kHz, kept in the feature cache (keyed by the files' names, sizes, times)."
+    key = hashlib.sha256('\n'.join(f'{c.path} {c.path.stat().st_size} {c.path.stat().st_mtime_ns}'
+                                    for c in corpus.clips).encode()).hexdigest()[:16]
+    path = default_cache_dir() / f'egemaps-{key}.npy'
+    if path.exists():
+        return np.load(path)
+    X = egemaps([load_audio(c.path, sr=16000)[0] for c in corpus.clips], 16000)
+    with atomic_file(path) as f:
+        np.save(f, X)
+    return X
+
+
+def egemaps_folds(args) -> dict:
+    "The eGeMAPS baseline on the same folds: per-speaker and global standardisation, C chosen on validation."
+    from sklearn.linear_model import LogisticRegression
+    corpus, _, _, labels, names, speakers = features(args.data)
+    X = egemaps_cached(corpus)
+    y = encode_labels(labels, names)
+    out = {}
+    for how in ('speaker', 'global'):
+        folds = []
+        for speaker, train_idx, test_idx in loso_folds(speakers):
+            tr, va = carve_speakers(train_idx, speakers, 0.15, seed=args.seed)
+            Z = standardise_by(X, speakers) if how == 'speaker' else (X - X[tr].mean(0)) / (X[tr].std(0) + 1e-8)
+            fit = lambda C, idx: LogisticRegression(C=C, max_iter=5000).fit(Z[idx], y[idx])
+            C = max((0.01, 0.1, 1.0, 10.0), key=lambda C: (fit(C, tr).score(Z[va], y[va]), -C))
+            pred = fit(C, np.concatenate([tr, va])).predict(Z[test_idx])  # refit with validation speakers
+            s = scores(y[test_idx], pred, len(names))
+            folds.append(dict(speaker=speaker, C=C, n_test=len(test_idx),
+                              **{m: s[m] for m in ('accuracy', 'uar', 'macro_f1')}))
+        out[how] = folds
+    out['study_split'] = egemaps_study_split(standardise_by(X, speakers), y, labels)
+    return out
+
+
+def egemaps_study_split(Z: np.ndarray, y: np.ndarray, labels: np.ndarray) -> list[dict]:
+    "eGeMAPS (standardised per speaker) on the study's split, 3 seeds of validation carving: familiar voices."
+    from sklearn.linear_model import LogisticRegression
+    train_idx, test_idx = study_split(labels)
+    runs = []
+    for seed in (0, 1, 2):
+        tr, va = carve_validation(train_idx, labels, 0.15, seed=seed)
+        fit = lambda C, idx: LogisticRegression(C=C, max_iter=5000).fit(Z[idx], y[idx])
+        C = max((0.01, 0.1, 1.0, 10.0), key=lambda C: (fit(C, tr).score(Z[va], y[va]), -C))
+        acc = fit(C, train_idx).score(Z[test_idx], y[test_idx])  # refit with the validation part
+        runs.append(dict(seed=seed, C=C, n_test=len(test_idx), accuracy=float(acc)))
+    return runs
+
+
+def split_summary(runs: list[dict]) -> dict:
+    "Per variant trained on the study's split: each seed's test accuracy at validation's epoch, mean and interval."
+    out = {}
+    for variant in VARIANTS:
+        mine = sorted((r for r in runs if r['variant'] == variant and r['speaker'].startswith('split_')),
+                      key=lambda r: r['speaker'])
+        if mine:
+            accs = [fold_scores(r)['accuracy'] for r in mine]
+            p, h = split_interval(accs, mine[0]['n_test'])
+            out[variant] = dict(seeds=[r['speaker'] for r in mine], accs=accs, mean=p, half_width=h)
+    return out
+
+
+def summary(runs: list[dict], order: list[str]) -> dict:
+    "Per variant: each fold's scores under each rule, and the mean over folds with a t interval."
+    out = {}
+    for variant in VARIANTS:
+        mine = sorted((r for r in runs if r['variant'] == variant and r['speaker'] in order),
+                      key=lambda r: order.index(r['speaker']))
+        if not mine:
+            continue
+        entry = dict(folds=[dict(speaker=r['speaker'], n_test=r['n_test'], n_val=r['n_val'], **fold_scores(r),
+                                 epochs={rule: rule_epoch(r, rule) for rule in RULES}) for r in mine],
+                     minutes_per_fold=float(np.mean([r['seconds'] for r in mine])) / 60)
+        entry['rules'] = {rule: {m: seed_summary([fold_scores(r, rule)[m] for r in mine])
+                                 for m in ('accuracy', 'uar', 'macro_f1')} for rule in RULES}
+        entry['rules_on_validation'] = {rule: seed_summary([halves_score(r, rule) for r in mine]) for rule in RULES}
+        out[variant] = entry
+    return out
+
+
+def main(argv=None) -> None:
+    argv = tuple(sys.argv[1:] if argv is None else argv)
+    args = corpus_args(parser(), argv)
+    out, runs_dir = Path(args.out).with_suffix('.json'), Path(args.out) / 'runs'
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    corpus, *_, speakers = features(args.data)  # features cached here, before any worker reads them
+    print(f'{cpu_name()}, torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads per run, '
+          f'{args.jobs} jobs; {corpus.summary().splitlines()[-1]}')
+    n_folds = len(loso_folds(speakers))
+    jobs = [(v, k, args, runs_dir) for v in args.variants for k in range(n_folds)
+            if not (runs_dir / f'{v}_{loso_folds(speakers)[k][0]}.json').exists()]
+    jobs += [(v, ('split', seed), args, runs_dir) for v in args.split_variants for seed in args.split_seeds
+             if not (runs_dir / f'{v}_split_seed{seed}.json').exists()]
+    print(f'{len(jobs)} runs to do')
+    start = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context('spawn')) if args.jobs > 1 \
+            else contextlib.nullcontext() as pool:
+        done = as_completed([pool.submit(run_one, j) for j in jobs]) if pool else (run_one(j) for j in jobs)
+        for r in done:
+            r = r.result() if pool else r
+            s = fold_scores(r)
+            print(f"{r['variant']}, speaker {r['speaker']}: {s['accuracy']:.1%} on {r['n_test']} clips, "
+                  f"epoch {r['val_epoch']}, {r['seconds'] / 60:.1f} min", flush=True)
+    runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob('*.json'))]
+    eg = egemaps_folds(args)
+    record = dict(data=Path(args.data).name, label_names=corpus.labels, cpu=cpu_name(), epochs=args.epochs,
+                  enrol=args.enrol,
+                  minutes=(time.perf_counter() - start) / 60, commands=['python bench/speakers.py ' + shlex.join(argv)],
+                  cnn=summary(runs, [f[0] for f in loso_folds(speakers)]), cnn_study_split=split_summary(runs),
+                  egemaps={how: dict(folds=f, accuracy=seed_summary([x['accuracy'] for x in f]),
+                                     uar=seed_summary([x['uar'] for x in f]),
+                                     macro_f1=seed_summary([x['macro_f1'] for x in f]))
+                           for how, f in eg.items() if how != 'study_split'},
+                  egemaps_study_split=dict(runs=eg['study_split'],
+                                           accuracy=seed_summary([x['accuracy'] for x in eg['study_split']])))
+    write_atomic(out, json.dumps(record, indent=1))
+    line = [Path(args.data).name, 'loso']
+    for v, e in record['cnn'].items():
+        a = e['rules']['best_val_acc']['accuracy']
+        print(f"{v}: {a['mean']:.1%} [{a['lo']:.1%}, {a['hi']:.1%}] over {len(e['folds'])} folds; "
+              + ', '.join(f"{rule} {e['rules'][rule]['accuracy']['mean']:.1%}" for rule in RULES))
+        line += [v, f"{100 * a['mean']:.1f}"]
+    for how, e in record['egemaps'].items():
+        print(f"egemaps ({how} standardisation): {e['accuracy']['mean']:.1%} "
+              f"[{e['accuracy']['lo']:.1%}, {e['accuracy']['hi']:.1%}]")
+    line += ['egemaps', f"{100 * record['egemaps']['speaker']['accuracy']['mean']:.1f}"]
+    print(' '.join(line))
+
+
+if __name__ == '__main__':
+    main()
