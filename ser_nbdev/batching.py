@@ -6,7 +6,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/batching.html.md"""
 
 # %% auto #0
 __all__ = ['normalise', 'linear_resize', 'resize_spec', 'resize_batch', 'study_resize', 'pad_batch', 'padding_fraction',
-           'random_batches', 'BucketSampler', 'shard_batches']
+           'random_batches', 'shard_batches', 'BucketSampler']
 
 # %% ../nbs/05_batching.ipynb #304458cd
 from collections.abc import Sequence
@@ -101,6 +101,14 @@ def _split(batch: np.ndarray, lengths: np.ndarray, max_padding: float) -> list[n
     half = len(batch) // 2
     return _split(batch[:half], lengths, max_padding) + _split(batch[half:], lengths, max_padding)
 
+# %% ../nbs/05_batching.ipynb #a50be99c
+def shard_batches(batches: list[list[int]], rank: int = 0, world: int = 1) -> list[list[int]]:
+    "Process `rank`'s share of an epoch's batches among `world` processes: every `world`-th, the first ones repeated."
+    if world == 1:
+        return batches
+    padded = batches + batches[:(-len(batches)) % world]  # equal steps everywhere: a process waits for the others
+    return padded[rank::world]
+
 # %% ../nbs/05_batching.ipynb #081b2da4
 class BucketSampler:
     "Batches of indices of similar length: a jittered sort by length, chunks, optional splits, shuffled order."
@@ -140,11 +148,3 @@ class BucketSampler:
 
     def __len__(self) -> int:
         return len(self.batches(self.epoch))
-
-# %% ../nbs/05_batching.ipynb #a50be99c
-def shard_batches(batches: list[list[int]], rank: int = 0, world: int = 1) -> list[list[int]]:
-    "Process `rank`'s share of an epoch's batches among `world` processes: every `world`-th, the first ones repeated."
-    if world == 1:
-        return batches
-    padded = batches + batches[:(-len(batches)) % world]  # equal steps everywhere: a process waits for the others
-    return padded[rank::world]

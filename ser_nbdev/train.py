@@ -340,6 +340,8 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
         self.rank, self.world = rank(), world()  # 0 and 1 unless torchrun started several (appendix A08b)
+        # `batch_size` clips per step in all: each of the `world` processes takes its share of them
+        self.batch_size = max(1, cfg.batch_size // self.world)
         self.device = _rank_device(pick_device(cfg.device))
         self.x_train = prepare(train_specs, cfg.strategy, cfg.inputs)
         self.x_val = prepare(val_specs, cfg.strategy, cfg.inputs)
@@ -349,7 +351,7 @@ class Trainer:
         # the model follows its weights' layout (see StudyCNN.trunk), so converting them is all it takes
         self.model = self.model.to(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.sampler = BucketSampler([x.shape[1] for x in self.x_train], cfg.batch_size, seed=cfg.seed,
+        self.sampler = BucketSampler([x.shape[1] for x in self.x_train], self.batch_size, seed=cfg.seed,
                                      rank=self.rank, world=self.world)
         steps = len(self.batches(0))
         self.scheduler = None if cfg.schedule == 'constant' else torch.optim.lr_scheduler.LambdaLR(
@@ -366,7 +368,7 @@ class Trainer:
         if self.cfg.strategy == 'bucketed':
             return self.sampler.batches(epoch)
         order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.x_train)).tolist()
-        bs = 1 if self.cfg.strategy == 'bs1' else self.cfg.batch_size
+        bs = 1 if self.cfg.strategy == 'bs1' else self.batch_size
         return shard_batches([order[i:i + bs] for i in range(0, len(order), bs)], self.rank, self.world)
 
 # %% ../nbs/A08_trainer.ipynb #4c1c4084
