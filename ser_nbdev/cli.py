@@ -273,6 +273,11 @@ def cmd_inspect(args) -> None:
     print(corpus.summary())
     _short_note([(corpus.rel(c.path), c.duration) for c in corpus.clips])
 
+def _one_process(command: str) -> None:
+    "OptionError under torchrun for commands that do not train together (their processes would race to write)."
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        raise OptionError(f'{command} runs in one process; under torchrun only `train` trains together (appendix A08b)')
+
 def cmd_train(args) -> None:
     "Train a CNN on a corpus and save checkpoint, metrics and figures."
     cfg = _train_cfg(args)  # before the corpus: contradicting options fail at once
@@ -295,6 +300,7 @@ def cmd_train(args) -> None:
 
 def cmd_loso(args) -> None:
     "Leave each speaker out in turn: train on the others, score the held-out speaker; a table and a figure."
+    _one_process('loso')
     cfg = _train_cfg(args)
     _check_out(args.out, args.overwrite, 'loso.csv')
     corpus = _corpus(args)
@@ -312,6 +318,7 @@ def cmd_loso(args) -> None:
 
 def cmd_demo(args) -> None:
     "The main job on the embedded corpus: exploration figures, features, training, test scores."
+    _one_process('demo')
     args.data, args.kind = None, 'auto'
     cfg = _train_cfg(args)
     _check_out(args.out, args.overwrite)
