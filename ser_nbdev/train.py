@@ -653,6 +653,8 @@ def init_from_env(device: str = 'auto') -> int:
     return world()
 
 # %% ../nbs/A08b_data_parallel.ipynb #ab9502ef
+import re
+
 def _peer_failed(e: BaseException) -> bool:
     "Whether an error comes from the process group (a peer gone, a connection closed), not from the training itself."
     return isinstance(e, getattr(dist, 'DistError', ())) or any(
@@ -674,8 +676,9 @@ def process_group(device: str = 'auto'):
     except RuntimeError as e:
         if isinstance(e, DistributedError) or not _peer_failed(e):
             raise
-        raise DistributedError(f'rank {me}: another training process ended or cannot be reached '
-                               f'({str(e).strip().splitlines()[0][:160]}); no run was written') from None
+        detail = re.sub(r'^\[[^\]]*\]\s*', '', str(e).strip().splitlines()[0]).split('. ')[0][:160]  # no source path
+        raise DistributedError(f'rank {me}: another training process ended or cannot be reached ({detail}); '
+                               'no run was written') from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         dist.destroy_process_group()
