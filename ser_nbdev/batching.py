@@ -6,7 +6,7 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/batching.html.md"""
 
 # %% auto #0
 __all__ = ['normalise', 'linear_resize', 'resize_spec', 'resize_batch', 'study_resize', 'pad_batch', 'padding_fraction',
-           'random_batches', 'BucketSampler']
+           'random_batches', 'shard_batches', 'BucketSampler']
 
 # %% ../nbs/05_batching.ipynb #304458cd
 from collections.abc import Sequence
@@ -101,16 +101,26 @@ def _split(batch: np.ndarray, lengths: np.ndarray, max_padding: float) -> list[n
     half = len(batch) // 2
     return _split(batch[:half], lengths, max_padding) + _split(batch[half:], lengths, max_padding)
 
+# %% ../nbs/05_batching.ipynb #a50be99c
+def shard_batches(batches: list[list[int]], rank: int = 0, world: int = 1) -> list[list[int]]:
+    "Process `rank`'s share of an epoch's batches among `world` processes: every `world`-th, the first ones repeated."
+    if world == 1:
+        return batches
+    padded = batches + batches[:(-len(batches)) % world]  # equal steps everywhere: a process waits for the others
+    return padded[rank::world]
+
 # %% ../nbs/05_batching.ipynb #081b2da4
 class BucketSampler:
     "Batches of indices of similar length: a jittered sort by length, chunks, optional splits, shuffled order."
     def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 jitter: float = 0.05, max_padding: float | None = None, drop_last: bool = False):
+                 jitter: float = 0.05, max_padding: float | None = None, drop_last: bool = False,
+                 rank: int = 0, world: int = 1):
         if batch_size < 1:
             raise ValueError(f'batch_size must be at least 1, got {batch_size}')
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.jitter, self.max_padding, self.drop_last = jitter, max_padding, drop_last
+        self.rank, self.world = rank, world  # this process's share under data-parallel training (below)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -118,7 +128,7 @@ class BucketSampler:
         self.epoch = int(epoch)
 
     def batches(self, epoch: int) -> list[list[int]]:
-        "The batches of one epoch: a pure function of the lengths, the seed and `epoch`."
+        "The batches of one epoch (this process's share of them): a pure function of the lengths, the seed and `epoch`."
         rng, bs = np.random.default_rng([self.seed, epoch]), self.batch_size
         order = (_jittered_order(self.lengths, self.jitter, rng) if self.shuffle
                  else np.argsort(self.lengths, kind='stable'))
@@ -129,7 +139,7 @@ class BucketSampler:
             chunks = [part for c in chunks for part in _split(c, self.lengths, self.max_padding)]
         if self.shuffle:   # so that training does not run from short to long
             chunks = [chunks[i] for i in rng.permutation(len(chunks))]
-        return [c.tolist() for c in chunks]
+        return shard_batches([c.tolist() for c in chunks], self.rank, self.world)
 
     def __iter__(self):
         batches = self.batches(self.epoch)

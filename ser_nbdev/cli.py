@@ -21,8 +21,8 @@ from .data import (AudioError, Corpus, CorpusError, carve_speakers, carve_valida
                             load_corpus, speaker_split, study_split)
 from .features import corpus_features, extract, preprocess
 from .mel import FeatureConfig
-from .train import (TrainConfig, evaluate, fit, load_checkpoint, plot_confusion, plot_learning_curves,
-                             predict_proba, save_checkpoint)
+from .train import (TrainConfig, evaluate, evaluate_shared, fit, is_main, load_checkpoint, plot_confusion,
+                             plot_learning_curves, predict_proba, save_checkpoint, shared_features, world)
 
 # %% ../nbs/10_cli.ipynb #4d25e79e
 SPLIT_SEED, TEST_SIZE = 42, 0.2  # the study's split
@@ -53,21 +53,27 @@ def train_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None
         train_idx, test_idx = study_split(labels, test_size=TEST_SIZE, seed=SPLIT_SEED)
         train_idx, val_idx = carve_validation(train_idx, labels, cfg.val_size, seed=cfg.seed)
         split = dict(kind='study', test_size=TEST_SIZE, seed=SPLIT_SEED)
-    specs = corpus_features(corpus, feature_cfg, progress=progress)
+    progress = progress and is_main()  # under torchrun (appendix A08b) one process draws the progress bars
+    specs = shared_features(corpus, feature_cfg, progress=progress)  # `corpus_features`, shared out under torchrun
     pick = lambda idx: [specs[i] for i in idx]
     model, history = fit(pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx], cfg,
                          corpus.labels, feature_cfg, augment=augment, progress=progress)
-    test = evaluate(model, pick(test_idx), labels[test_idx])
+    test = evaluate_shared(model, pick(test_idx), labels[test_idx])  # `evaluate`; under torchrun, sums of shares
     split.update(n_train=len(train_idx), n_val=len(val_idx), n_test=len(test_idx))
     metrics = dict(test_accuracy=test['accuracy'], test_uar=test['uar'], test_macro_f1=test['macro_f1'],
                    confusion=test['confusion'].tolist(), best_epoch=history.best_epoch,
                    val_accuracy=history.val_acc[history.best_epoch - 1], split=split,
-                   augment=None if augment is None else list(augment.transforms), mixup=cfg.mixup)
-    save_checkpoint(out / 'model.pt', model, feature_cfg=feature_cfg, train_cfg=cfg, history=history, metrics=metrics)
-    _write_json(out / 'metrics.json', dict(metrics, label_names=corpus.labels, corpus=str(corpus.root)))
-    # closed once saved: a command line (or a loop over runs) has no use for open figures
-    plt.close(plot_learning_curves(history, f'{cfg.strategy}, {cfg.layers} layers', out / 'learning_curves.png'))
-    plt.close(plot_confusion(test['confusion'], corpus.labels, 'test split', out / 'confusion.png'))
+                   augment=None if augment is None else list(augment.transforms), mixup=cfg.mixup,
+                   world_size=world())
+    if is_main():  # one writer; files are staged in a hidden folder and moved into `out` at the end (appendix A10)
+        with _staged(out) as tmp:
+            save_checkpoint(tmp / 'model.pt', model, feature_cfg=feature_cfg, train_cfg=cfg, history=history,
+                            metrics=metrics)
+            _write_json(tmp / 'metrics.json', dict(metrics, label_names=corpus.labels, corpus=str(corpus.root)))
+            # closed once saved: a command line (or a loop over runs) has no use for open figures
+            title = f'{cfg.strategy}, {cfg.layers} layers'
+            plt.close(plot_learning_curves(history, title, tmp / 'learning_curves.png'))
+            plt.close(plot_confusion(test['confusion'], corpus.labels, 'test split', tmp / 'confusion.png'))
     return dict(metrics, label_names=corpus.labels, checkpoint=out / 'model.pt')
 
 # %% ../nbs/10_cli.ipynb #adfd2d3b
@@ -174,7 +180,8 @@ from .data import (AudioError, Corpus, CorpusError, _candidates, audio_header, c
                             plot_durations, plot_waveforms)
 from .features import CacheError, atomic_file
 from .mel import FeatureConfig
-from .train import MIN_FRAMES, STRATEGIES, CheckpointError, DivergenceError, TrainConfig
+from .train import (MIN_FRAMES, STRATEGIES, CheckpointError, DistributedError, DivergenceError, TrainConfig,
+                             is_main, process_group)
 
 # %% ../nbs/A10_argument_parsing.ipynb #2c5b595f
 def _json_safe(obj):
@@ -197,6 +204,23 @@ def format_confusion(confusion, label_names) -> str:
     rows = [f'{n:<{width}}' + ''.join(f'{int(v):8d}' for v in row) for n, row in zip(label_names, confusion)]
     return '\n'.join([head, *rows])
 
+# %% ../nbs/A10_argument_parsing.ipynb #9c29eac6
+import shutil, tempfile
+from contextlib import contextmanager
+
+@contextmanager
+def _staged(out: Path):
+    "A hidden folder in `out` to write a run into; its files move into `out` when the block ends (model.pt last)."
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix='.partial-', dir=out))
+    try:
+        yield tmp
+        # model.pt marks a finished run (`_check_out`): it arrives last, so a stopped run never looks finished
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name == 'model.pt'):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
 # %% ../nbs/A10_argument_parsing.ipynb #c4a14c6f
 class OptionError(ValueError):
     "Command-line options that contradict each other (e.g. --strategy bs1 with --batch-norm)."
@@ -205,7 +229,7 @@ class MissingExtra(ImportError):
     "An optional dependency a command needs is not installed; the message says what to `pip install`."
 
 USER_ERRORS = (AudioError, CorpusError, CheckpointError, CacheError, OptionError, DivergenceError, MissingExtra,
-               FileNotFoundError, NotADirectoryError, PermissionError)
+               DistributedError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 def _corpus(args) -> Corpus:
     return load_corpus(args.data, kind=args.kind)
@@ -249,15 +273,25 @@ def cmd_inspect(args) -> None:
     print(corpus.summary())
     _short_note([(corpus.rel(c.path), c.duration) for c in corpus.clips])
 
+def _one_process(command: str) -> None:
+    "OptionError under torchrun for commands that do not train together (their processes would race to write)."
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        raise OptionError(f'{command} runs in one process; under torchrun only `train` trains together (appendix A08b)')
+
 def cmd_train(args) -> None:
     "Train a CNN on a corpus and save checkpoint, metrics and figures."
     cfg = _train_cfg(args)  # before the corpus: contradicting options fail at once
     _check_out(args.out, args.overwrite)
-    corpus = _corpus(args)
-    print(corpus.summary().splitlines()[-1])
-    _short_note([(corpus.rel(c.path), c.duration) for c in corpus.clips])
-    res = train_corpus(corpus, args.out, cfg, augment=_augmenter(args), progress=not args.quiet,
-                       test_speakers=args.test_speakers)
+    with process_group(args.device):  # under torchrun, its processes train together (appendix A08b)
+        main_process = is_main()  # rank 0 alone prints
+        corpus = _corpus(args)
+        if main_process:
+            print(corpus.summary().splitlines()[-1], flush=True)
+            _short_note([(corpus.rel(c.path), c.duration) for c in corpus.clips])
+        res = train_corpus(corpus, args.out, cfg, augment=_augmenter(args), progress=not args.quiet,
+                           test_speakers=args.test_speakers)
+    if not main_process:
+        return
     if args.test_speakers:
         print(f"test speakers {', '.join(res['split']['test_speakers'])}; "
               f"validation speakers {', '.join(res['split']['val_speakers'])}")
@@ -266,6 +300,7 @@ def cmd_train(args) -> None:
 
 def cmd_loso(args) -> None:
     "Leave each speaker out in turn: train on the others, score the held-out speaker; a table and a figure."
+    _one_process('loso')
     cfg = _train_cfg(args)
     _check_out(args.out, args.overwrite, 'loso.csv')
     corpus = _corpus(args)
@@ -283,6 +318,7 @@ def cmd_loso(args) -> None:
 
 def cmd_demo(args) -> None:
     "The main job on the embedded corpus: exploration figures, features, training, test scores."
+    _one_process('demo')
     args.data, args.kind = None, 'auto'
     cfg = _train_cfg(args)
     _check_out(args.out, args.overwrite)
