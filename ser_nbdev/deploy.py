@@ -434,8 +434,7 @@ function render({ model, el }) {
   const [box, button, status, bars, img] = [make('div', 'ser-mic'), make('button', 'ser-mic-record'),
     make('div', 'ser-mic-status'), make('div', 'ser-mic-probabilities'), make('img', 'ser-mic-figure')];
   img.style.maxWidth = '100%';
-  box.append(button, status, bars, img);
-  el.append(box);
+  el.append(box), box.append(button, status, bars, img);
   const show = () => {
     button.textContent = `Record ${model.get('seconds')} s`;
     status.textContent = model.get('status');
@@ -452,11 +451,13 @@ function render({ model, el }) {
         (f) => { status.textContent = `recording ... ${Math.round(100 * f)}%`; });
       status.textContent = 'the kernel is listening ...';
       model.set('rate', rate);
-      model.set('audio', new DataView(y.buffer));
+      model.set('audio', new DataView(y.buffer));  // sent with `rate` in one message, as a binary buffer
       model.save_changes();
     } catch (err) {
       const why = REASONS[err.name] ?? `${err.name}: ${err.message}`;
       model.set('status', `no recording: ${why}`);
+      model.set('result', {});  // no answer of an earlier take beside the message
+      model.set('image', '');
       model.save_changes();
     } finally {
       button.disabled = false;
