@@ -162,26 +162,28 @@ def timeline(model: str | Path, path: str | Path, window_s: float = WINDOW_S, ho
         raise AudioError(path, f'{info.frames / info.samplerate:.2f} s long, shorter than one window of {window_s:g} s;'
                          ' choose a shorter --window, or predict without --timeline')
     W, H = round(window_s * cfg.sr), round(hop_s * cfg.sr)
-    starts, peaks, P, env, mel, batch = [], [], [], [], [], []
+    starts, peaks, batch = [], [], []
+    P, env, mel = _Rows(), _Rows(), _Rows()  # one array each, grown in place (appendix)
 
     def flush() -> None:
         "Each window of the batch as a clip: denoised, log-Mel in dB of its own peak, the network."
         specs = extract([denoise(y, cfg.sr, method=cfg.denoise) for _, y, _ in batch], cfg)
-        P.append(proba(specs))
+        P.extend(proba(specs))
         for (s, y, own), S_db in zip(batch, specs):
             starts.append(s / cfg.sr)
             peaks.append(20 * np.log10(max(float(np.abs(y).max()), 1e-10)))
-            env.append(_envelope(y[:own], cfg.sr))
-            mel.append(_mel_columns(S_db, own, cfg))
+            env.extend(_envelope(y[:own], cfg.sr))
+            mel.extend(_mel_columns(S_db, own, cfg).T)
         batch.clear()
 
     for window in sliding_windows(audio_blocks(path, cfg.sr), W, H):
         batch.append(window)
         if len(batch) == batch_size:
             flush()
-    flush()
+    if batch:
+        flush()
     return Timeline(str(path), label_names, window_s, hop_s, cfg, (round(starts[-1] * cfg.sr) + W) / cfg.sr,
-                    np.array(starts), np.array(peaks), np.concatenate(P), np.concatenate(env), np.concatenate(mel, 1))
+                    np.array(starts), np.array(peaks), P.array(), env.array(), mel.array().T)
 
 # %% ../nbs/12_your_voice.ipynb #tl_plot
 def plot_timeline(tl: Timeline, path: str | Path | None = None) -> plt.Figure:
@@ -347,6 +349,25 @@ def _at_most(x: np.ndarray, n: int, reduce=np.mean) -> np.ndarray:
     "Rows of `x` reduced in groups so that at most `n` remain: a figure 900 pixels wide draws no more columns."
     k = -(-len(x) // n)
     return x if k == 1 else reduce(x[:len(x) // k * k].reshape(-1, k, *x.shape[1:]), axis=1)
+
+# %% ../nbs/A12b_streaming.ipynb #ap_rows
+class _Rows:
+    "Rows appended into one array that doubles when full: a long recording leaves no trail of small arrays."
+    def __init__(self):
+        self.a, self.n = None, 0
+
+    def extend(self, rows: np.ndarray) -> None:
+        if self.a is None:
+            self.a = np.empty((max(1024, len(rows)), *rows.shape[1:]), np.float32)
+        elif self.n + len(rows) > len(self.a):
+            grown = np.empty((2 * len(self.a) + len(rows), *self.a.shape[1:]), np.float32)
+            grown[:self.n] = self.a[:self.n]
+            self.a = grown
+        self.a[self.n:self.n + len(rows)] = rows
+        self.n += len(rows)
+
+    def array(self) -> np.ndarray:
+        return self.a[:self.n].copy()
 
 # %% ../nbs/A12b_streaming.ipynb #ap_write
 def timeline_rows(tl: Timeline) -> list[dict]:
