@@ -325,6 +325,7 @@ def cmd_export(args) -> None:
     print(f'wrote {args.out}; onnxruntime and torch differ by at most {diff:.0e} in a probability '
           '(random inputs of three lengths)')
 
+# %% ../nbs/A10_argument_parsing.ipynb #a10_cmd_predict
 def cmd_predict(args) -> int:
     "Print each emotion's probability for each file (a folder: for each recording in it), or over time (--timeline)."
     if args.timeline:

@@ -499,7 +499,8 @@ def _microphone_class() -> type:
     try:
         import anywidget, traitlets
     except ImportError:
-        raise MissingExtra('anywidget is not installed; the microphone widget needs it: pip install anywidget') from None
+        raise MissingExtra('anywidget is not installed; the microphone widget needs it: '
+                           'pip install anywidget') from None
 
     class Microphone(anywidget.AnyWidget):
         "Records `seconds` s in the browser; the kernel answers with the waveform, log-Mel and probabilities."
