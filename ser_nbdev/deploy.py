@@ -173,7 +173,7 @@ def timeline(model: str | Path, path: str | Path, window_s: float = WINDOW_S, ho
             starts.append(s / cfg.sr)
             peaks.append(20 * np.log10(max(float(np.abs(y).max()), 1e-10)))
             env.extend(_envelope(y[:own], cfg.sr))
-            mel.extend(_mel_columns(S_db, own, cfg).T)
+            mel.extend(_mel_columns(S_db, own, cfg, peaks[-1]).T)
         batch.clear()
 
     for window in sliding_windows(audio_blocks(path, cfg.sr), W, H):
@@ -192,6 +192,8 @@ def plot_timeline(tl: Timeline, path: str | Path | None = None) -> plt.Figure:
     fig, (ax0, ax1, ax2) = plt.subplots(3, 1, figsize=(9, 6), sharex=True, height_ratios=[2, 1, 2])
     ax0.stackplot(tl.starts + tl.window_s / 2, tl.P.T, labels=tl.label_names,
                   colors=[f'C{k}' for k in range(len(tl.label_names))])
+    for t in (tl.starts + tl.window_s / 2)[tl.peak_dbfs < SILENCE_DBFS]:  # silence: an answer that means nothing
+        ax0.axvspan(t - tl.hop_s / 2, t + tl.hop_s / 2, color='0.85', lw=0)
     ax0.set(ylabel='probability', ylim=(0, 1), xlim=(0, tl.duration))
     ax0.legend(loc='lower left', bbox_to_anchor=(0, 1.1), ncol=len(tl.label_names), fontsize=8, frameon=False)
     lo, hi = _at_most(tl.envelope[:, 0], 2000, np.min), _at_most(tl.envelope[:, 1], 2000, np.max)
@@ -288,7 +290,7 @@ import numpy as np
 import soundfile as sf
 
 from .cli import MissingExtra
-from .data import AudioError, audio_header
+from .data import SILENCE_DBFS, AudioError, audio_header
 from .features import atomic_file
 from .mel import FeatureConfig
 from .train import CheckpointError
@@ -340,8 +342,10 @@ def _envelope(y: np.ndarray, sr: int) -> np.ndarray:
     "(J, 2) min and max of `y` in about ENV_S steps: an hour of audio is drawn from 360 000 pairs, not 80 million."
     return np.array([(c.min(), c.max()) for c in np.array_split(y, max(1, round(len(y) / (ENV_S * sr))))])
 
-def _mel_columns(S_db: np.ndarray, own: int, cfg: FeatureConfig) -> np.ndarray:
-    "The frames of a window's own `own` samples, averaged into columns of about MEL_S."
+def _mel_columns(S_db: np.ndarray, own: int, cfg: FeatureConfig, peak_dbfs: float) -> np.ndarray:
+    "The frames of a window's own `own` samples, averaged into columns of about MEL_S; the floor if it is silent."
+    if peak_dbfs < SILENCE_DBFS:  # all frames sit at the window's own peak, 0 dB: drawn as the floor instead
+        S_db = np.full_like(S_db, -cfg.top_db)
     frames = S_db[:, :max(1, round(own / cfg.hop_length))]
     return np.stack([c.mean(1) for c in np.array_split(frames, max(1, round(own / (MEL_S * cfg.sr))), axis=1)], 1)
 
