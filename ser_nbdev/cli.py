@@ -361,8 +361,13 @@ def cmd_export(args) -> None:
     print(f'wrote {args.out}; onnxruntime and torch differ by at most {diff:.0e} in a probability '
           '(random inputs of three lengths)')
 
+# %% ../nbs/A10_argument_parsing.ipynb #a10_cmd_predict
 def cmd_predict(args) -> int:
-    "Print each emotion's probability for each file (a folder: for each recording in it)."
+    "Print each emotion's probability for each file (a folder: for each recording in it), or over time (--timeline)."
+    if args.timeline:
+        return _predict_timeline(args)
+    if args.out or args.plot:
+        raise OptionError('--out and --plot write a timeline: add --timeline (one recording)')
     results = predict_files(args.checkpoint, _audio_files(args.files))
     if args.json:  # one object per line for scripts: label and probabilities, or the error, for every file
         for r in results:
@@ -376,6 +381,33 @@ def cmd_predict(args) -> int:
         probs = ' '.join(f'{k} {v:.3f}' for k, v in r['probabilities'].items())
         print(f"{r['file']}: {r['label']} ({probs})")
     return 2 if any('error' in r for r in results) else 0
+
+# %% ../nbs/A10_argument_parsing.ipynb #a10_timeline
+def _predict_timeline(args) -> int:
+    "predict --timeline: one recording window by window; a table (or --json lines), --out CSV/JSON, --plot PNG."
+    from ser_nbdev.deploy import HOP_S, WINDOW_S, plot_timeline, timeline, timeline_rows, write_timeline  # chapter 12
+    window, hop = args.window or WINDOW_S, args.hop or HOP_S
+    if len(args.files) != 1 or Path(args.files[0]).is_dir():
+        raise OptionError(f'--timeline reads one recording (a file), not {" ".join(args.files)}')
+    if hop > window:
+        raise OptionError(f'--hop {hop:g} is longer than --window {window:g}: parts of the recording would go unheard')
+    tl = timeline(args.checkpoint, args.files[0], window, hop)
+    rows = timeline_rows(tl)
+    if args.out:
+        write_timeline(tl, args.out)
+        print(f'wrote {args.out}: {len(rows)} windows of {window:g} s every {hop:g} s over {tl.duration:.1f} s')
+    if args.plot:
+        plt.close(plot_timeline(tl, path=args.plot))
+        print(f'wrote {args.plot}')
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+    elif not args.out:
+        print(f"{'start':>8} {'end':>8} {'label':>10}  " + ' '.join(f'{k[:7]:>7}' for k in tl.label_names))
+        for r in rows:
+            print(f"{r['start']:8.2f} {r['end']:8.2f} {r['label']:>10}  "
+                  + ' '.join(f'{r[k]:7.3f}' for k in tl.label_names))
+    return 0
 
 # %% ../nbs/A10_argument_parsing.ipynb #3ce50d88
 def cmd_experiments(args) -> None:
@@ -459,6 +491,32 @@ def _onnx_out(text: str) -> str:
     return text
 
 _SEED = _ranged(int, 0, 2 ** 32)  # numpy's seeds
+
+# %% ../nbs/A10_argument_parsing.ipynb #a10_tl_opts
+def _file_out(*suffixes: str):
+    "An argparse type: a file name ending in one of `suffixes`, in a folder that exists and the user may write."
+    def check(text: str) -> str:
+        folder = Path(text).absolute().parent
+        if Path(text).suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f'{text}: name the file *{" or *".join(suffixes)}')
+        if Path(text).is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise argparse.ArgumentTypeError(f'{text}: cannot write this file (a folder, or no writable folder '
+                                             f'{folder})')
+        return text
+    return check
+
+def _timeline_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--timeline', action='store_true',
+                   help="slide a window over one recording of any length: each window's start, end and "
+                        'probabilities (chapter 12)')
+    p.add_argument('--window', type=_ranged(float, 0, above=True), metavar='S',
+                   help='with --timeline: window length in seconds (default: 3, about a training clip)')
+    p.add_argument('--hop', type=_ranged(float, 0, above=True), metavar='S',
+                   help='with --timeline: seconds between window starts (default: 1)')
+    p.add_argument('--out', type=_file_out('.csv', '.json'), metavar='FILE',
+                   help='with --timeline: write the windows to FILE.csv (a row each) or FILE.json')
+    p.add_argument('--plot', type=_file_out('.png'), metavar='FILE',
+                   help='with --timeline: draw the probabilities over the waveform and log-Mel to FILE.png')
 
 # %% ../nbs/A10_argument_parsing.ipynb #84db89f1
 def _common(p: argparse.ArgumentParser, data: bool = True) -> None:
@@ -566,6 +624,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('files', nargs='+', help='audio files (WAV, FLAC, ...) or folders of them')
     p.add_argument('--json', action='store_true',
                    help='print one JSON object per file (file, label, probabilities; or file, error) instead of text')
+    _timeline_options(p)
     _experiments_options(_command(sub, cmd_experiments))
     p = _command(sub, cmd_export)
     p.add_argument('checkpoint', type=_checkpoint, help='model.pt written by train or demo')

@@ -122,3 +122,63 @@ def test_mel_widget_in_jupyterlab(browser, jupyterlab, tmp_path):
 
     for name in ("jupyterlab_mel_before.png", "jupyterlab_mel_after.png"):  # what a learner sees, for the README
         shutil.copyfile(shots / name, ROOT / "plots" / name)
+
+
+MIC_NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [
+    "import soundfile as sf\n",
+    "from ser_nbdev.deploy import microphone\n",
+    "from ser_nbdev.mel import FeatureConfig\n",
+    "from ser_nbdev.train import TrainConfig, new_model, save_checkpoint\n",
+    "cfg = TrainConfig()  # an untrained network: the test is about the samples' way, not the answer\n",
+    "save_checkpoint('model.pt', new_model(cfg, 5), ['anger', 'disgust', 'fear', 'happiness', 'sadness'],\n",
+    "                feature_cfg=FeatureConfig(), train_cfg=cfg)\n",
+    "mic = microphone('model.pt', seconds=2.0)\n",
+    "# what the kernel received, as the browser sent it, for the test to compare with the fake microphone's file\n",
+    "mic.observe(lambda change: change['new'] and sf.write('heard.wav', *mic.recording, subtype='FLOAT'), 'result')\n",
+    "mic"]}],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_microphone_widget_in_jupyterlab(browser, jupyterlab, tmp_path):
+    # Chromium's fake microphone plays a clip of the embedded corpus (at 22 050 Hz; the browser records at its own
+    # rate); the kernel must receive that audio, and the page must show the five probabilities
+    import numpy as np, soundfile as sf, soxr
+    from ser_nbdev.data import load_audio, load_corpus
+    clip, sr = load_audio(load_corpus(None).clips[0].path)
+    sf.write(tmp_path / "voice.wav", clip, sr, subtype="PCM_16")
+    (jupyterlab["root"] / "nbs" / "mic_test.ipynb").write_text(json.dumps(MIC_NOTEBOOK))
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    url = jupyterlab["url"].replace(CHAPTER, "mic_test.ipynb")
+    driver = subprocess.Popen(["node", str(DRIVER / "microphone.mjs"), url, str(shots), str(tmp_path / "voice.wav")],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        out, err = driver.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(driver.pid, signal.SIGKILL)
+        out, err = driver.communicate()
+        pytest.fail(f"the browser driver ran past 300 s\n{out}\n{err}")
+    assert driver.returncode == 0 and out.strip(), f"driver exited {driver.returncode}\n{out}\n{err}"
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert "failure" not in seen, f"{seen}\n--- JupyterLab log\n{jupyterlab['log'].read_text()[-3000:]}"
+    assert not seen["cellErrors"], seen["cellErrors"]
+
+    # the kernel received two seconds at the browser's rate, and they are the file's audio (fake capture loops it)
+    y, rate = sf.read(jupyterlab["root"] / "nbs" / "heard.wav", dtype="float32")
+    assert abs(len(y) / rate - 2.0) < 0.01 and rate >= 8000, (len(y), rate)
+    y = soxr.resample(y, rate, sr)
+    looped = np.tile(clip, 3)
+    a = y[: len(y) // 2]  # one second, looked for at every lag in the looped file
+    corr = np.correlate(looped, a, mode="valid") / (np.linalg.norm(a) * np.sqrt(
+        np.convolve(looped ** 2, np.ones(len(a)), mode="valid")) + 1e-12)
+    assert corr.max() > 0.9, corr.max()
+
+    # the probabilities appear in the page, and a missing microphone is said in words
+    assert len(seen["bars"]) == 5 and seen["image"] > 1000, seen
+    probs = [float(b.split()[-1]) for b in seen["bars"]]
+    assert abs(sum(probs) - 1) < 0.01 and "2.00 s at" in seen["status"], seen
+    assert "no microphone was found" in seen["noMicrophone"] and seen["barsAfterError"] == 0, seen
+    assert not seen["pageErrors"], seen["pageErrors"]
+    shutil.copyfile(shots / "jupyterlab_microphone.png", ROOT / "plots" / "jupyterlab_microphone.png")

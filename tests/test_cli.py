@@ -146,3 +146,58 @@ def test_onnx_without_metadata_or_extra_is_a_clear_error(tmp_path, monkeypatch, 
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # as if the extra were not installed
     assert main(["predict", str(foreign), str(tmp_path / "x.wav")]) == 2
     assert "pip install 'ser_nbdev[onnx]'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    "An untrained checkpoint and its ONNX export: a timeline's work does not depend on the weights."
+    from ser_nbdev.deploy import export_onnx
+    from ser_nbdev.mel import FeatureConfig
+    from ser_nbdev.train import TrainConfig, new_model, save_checkpoint
+    folder, cfg = tmp_path_factory.mktemp("untrained"), TrainConfig()
+    labels = ["anger", "disgust", "fear", "happiness", "sadness"]
+    save_checkpoint(folder / "model.pt", new_model(cfg, 5), labels, feature_cfg=FeatureConfig(), train_cfg=cfg)
+    return folder / "model.pt", export_onnx(folder / "model.pt", folder / "model.onnx")
+
+
+def test_predict_timeline_writes_table_and_figure(corpus, untrained, tmp_path):
+    # clips of the corpus joined at 16 kHz (so the blocks are resampled): one CSV row per window, and a PNG
+    import librosa
+    clips = sorted(corpus.glob("*/*1 (1).wav"))[:4]
+    y = np.concatenate([librosa.resample(sf.read(c, dtype="float32")[0], orig_sr=22050, target_sr=16000) for c in clips])
+    sf.write(tmp_path / "long.wav", y, 16000)
+    seconds = len(y) / 16000
+    tables = {}
+    for model in untrained:
+        csv, png = tmp_path / f"tl{model.suffix}.csv", tmp_path / f"tl{model.suffix}.png"
+        r = run([tool("ser-nbdev"), "predict", str(model), str(tmp_path / "long.wav"), "--timeline", "--window", "2",
+                 "--hop", "0.5", "--out", str(csv), "--plot", str(png)], cwd=tmp_path)
+        assert "wrote" in r.stdout and png.stat().st_size > 0
+        header, *rows = [line.split(",") for line in csv.read_text().splitlines()]
+        assert header == ["file", "start", "end", "peak_dbfs", "label", "anger", "disgust", "fear", "happiness",
+                          "sadness"]
+        starts = [float(row[1]) for row in rows]
+        n_hops = 1 + int((seconds - 2) // 0.5)
+        assert len(rows) in (n_hops, n_hops + 1) and abs(float(rows[-1][2]) - seconds) < 1e-3, (len(rows), rows[-1])
+        assert starts[:3] == [0.0, 0.5, 1.0] and all(abs(sum(map(float, row[5:])) - 1) < 1e-3 for row in rows)
+        tables[model.suffix] = np.array([[float(v) for v in row[5:]] for row in rows])
+    assert np.abs(tables[".pt"] - tables[".onnx"]).max() < 1e-3  # the same windows through both runtimes
+
+    r = run([tool("ser-nbdev"), "predict", str(untrained[1]), str(tmp_path / "long.wav"), "--timeline", "--json"],
+            cwd=tmp_path)
+    windows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert windows[0]["start"] == 0 and windows[0]["end"] == 3 and windows[0]["label"] in header
+
+
+def test_predict_timeline_bad_input_is_a_clear_error(corpus, untrained, tmp_path):
+    clip = corpus / "anger" / "a01 (1).wav"
+    r = run([tool("ser-nbdev"), "predict", str(untrained[0]), str(clip), "--timeline", "--window", "60"],
+            cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "a01 (1).wav" in r.stderr and "shorter than one window" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    for extra in (["--plot", str(tmp_path / "x.png")], [str(clip), "--timeline"], ["--timeline", "--hop", "5"]):
+        r = run([tool("ser-nbdev"), "predict", str(untrained[0]), str(clip), *extra], cwd=tmp_path, check=False)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("error:"), (extra, r.stderr)
+    r = run([tool("ser-nbdev"), "predict", str(untrained[0]), str(clip), "--timeline", "--out", "x.txt"],
+            cwd=tmp_path, check=False)
+    assert r.returncode == 2 and "x.txt" in r.stderr  # argparse: only .csv or .json
