@@ -12,7 +12,9 @@ from packaging.requirements import Requirement
 
 from conftest import ROOT, run
 
-DEV_ONLY = ("nbdev", "jupyterlab", "IPython", "ipykernel", "ipywidgets", "execnb", "pytest")
+# the notebooks' tools and the optional extras (onnx, baseline, the widget): none is imported with the library
+DEV_ONLY = ("nbdev", "jupyterlab", "IPython", "ipykernel", "ipywidgets", "execnb", "pytest", "anywidget", "onnxruntime",
+            "opensmile")
 
 
 def _closure(requires: list[str]) -> dict[str, md.Distribution]:
