@@ -26,9 +26,11 @@ def run(cmd, cwd, timeout=600, check=True):
 
 # The slowest tests first (`pytest --durations=15` in a fresh clone), so that the two workers of `pytest -n 2` start on
 # them and finish together; the rest keep their order.
-SLOWEST = ("test_notebook[07_augment]", "test_notebook[09_experiments]", "test_notebook[08_train]",
-           "test_notebook[10_cli]", "test_wheel_in_a_fresh_venv", "test_mel_widget_in_jupyterlab",
-           "test_notebook[05_batching]", "test_notebook[02_denoise]", "test_train_evaluate_predict",
+SLOWEST = ("test_notebook[07_augment]", "test_microphone_widget_in_jupyterlab", "test_notebook[12_your_voice]",
+           "test_notebook[09_experiments]", "test_notebook[08_train]", "test_mel_widget_in_jupyterlab",
+           "test_notebook[10_cli]", "test_wheel_in_a_fresh_venv", "test_two_processes_write_one_run",
+           "test_a_killed_rank_ends_the_run_and_writes_nothing", "test_notebook[05_batching]",
+           "test_notebook[02_denoise]", "test_train_evaluate_predict", "test_notebook[11_speakers]",
            "test_notebook[A08_trainer]", "test_notebook[06_models]", "test_notebook[04_mel]",
            "test_notebook[00_synth]", "test_notebook[03_stft]", "test_notebook[04b_features]")
 
