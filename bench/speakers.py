@@ -59,7 +59,6 @@ from tables import split_interval
 
 OUT = Path(__file__).resolve().parent / 'results' / 'speakers_aesdd'
 VARIANTS = ('none', 'unlabelled', 'enrol')
-RULES = EPOCH_RULES
 
 
 def parser() -> argparse.ArgumentParser:
@@ -140,11 +139,6 @@ def run_one(job: tuple) -> dict:
     return out
 
 
-def rule_epoch(run: dict, rule: str) -> int:
-    "The 1-based epoch that `rule` keeps, from the run's validation curves alone (`choose_epoch`)."
-    return choose_epoch(run['val_acc'], run['val_loss'], rule)
-
-
 def halves_score(run: dict, rule: str, n_splits: int = 20) -> float:
     "Validation alone: the accuracy on one half of the validation clips at the epoch `rule` keeps on the other half."
     y = np.asarray(run['y_val'])
@@ -153,14 +147,14 @@ def halves_score(run: dict, rule: str, n_splits: int = 20) -> float:
     for _ in range(n_splits):
         perm = rng.permutation(len(y))
         for a, b in ((perm[:len(y) // 2], perm[len(y) // 2:]), (perm[len(y) // 2:], perm[:len(y) // 2])):
-            e = rule_epoch(dict(val_acc=correct[:, a].mean(1), val_loss=nll[:, a].mean(1)), rule)
+            e = choose_epoch(correct[:, a].mean(1), nll[:, a].mean(1), rule)
             out.append(correct[e - 1, b].mean())
     return float(np.mean(out))
 
 
 def fold_scores(run: dict, rule: str = 'best_val_acc') -> dict:
     "Accuracy, UAR and macro F1 of the held-out speaker at the epoch `rule` keeps."
-    pred = run['test_pred'][(rule_epoch(run, rule) if rule != 'best_val_acc' else run['val_epoch']) - 1]
+    pred = run['test_pred'][choose_epoch(run['val_acc'], run['val_loss'], rule) - 1]
     s = scores(run['y_test'], pred, len(run['label_names']))
     return {m: s[m] for m in ('accuracy', 'uar', 'macro_f1')}
 
@@ -178,9 +172,16 @@ def egemaps_cached(corpus) -> np.ndarray:
     return X
 
 
+def linear_on_validation(Z: np.ndarray, y: np.ndarray, tr, va, refit):
+    "A logistic regression whose C is chosen on the validation rows `va`, refitted on the rows `refit`, and its C."
+    from sklearn.linear_model import LogisticRegression
+    fit = lambda C, idx: LogisticRegression(C=C, max_iter=5000).fit(Z[idx], y[idx])
+    C = max((0.01, 0.1, 1.0, 10.0), key=lambda C: (fit(C, tr).score(Z[va], y[va]), -C))  # ties: the smaller C
+    return fit(C, refit), C
+
+
 def egemaps_folds(args) -> dict:
     "The eGeMAPS baseline on the same folds: per-speaker and global standardisation, C chosen on validation."
-    from sklearn.linear_model import LogisticRegression
     corpus, _, _, labels, names, speakers = features(args.data)
     X = egemaps_cached(corpus)
     y = encode_labels(labels, names)
@@ -190,9 +191,8 @@ def egemaps_folds(args) -> dict:
         for speaker, train_idx, test_idx in loso_folds(speakers):
             tr, va = carve_speakers(train_idx, speakers, 0.15, seed=args.seed)
             Z = standardise_by(X, speakers) if how == 'speaker' else (X - X[tr].mean(0)) / (X[tr].std(0) + 1e-8)
-            fit = lambda C, idx: LogisticRegression(C=C, max_iter=5000).fit(Z[idx], y[idx])
-            C = max((0.01, 0.1, 1.0, 10.0), key=lambda C: (fit(C, tr).score(Z[va], y[va]), -C))
-            pred = fit(C, np.concatenate([tr, va])).predict(Z[test_idx])  # refit with validation speakers
+            model, C = linear_on_validation(Z, y, tr, va, np.concatenate([tr, va]))  # refit with validation speakers
+            pred = model.predict(Z[test_idx])
             s = scores(y[test_idx], pred, len(names))
             folds.append(dict(speaker=speaker, C=C, n_test=len(test_idx),
                               **{m: s[m] for m in ('accuracy', 'uar', 'macro_f1')}))
@@ -203,14 +203,12 @@ def egemaps_folds(args) -> dict:
 
 def egemaps_study_split(Z: np.ndarray, y: np.ndarray, labels: np.ndarray) -> list[dict]:
     "eGeMAPS (standardised per speaker) on the study's split, 3 seeds of validation carving: familiar voices."
-    from sklearn.linear_model import LogisticRegression
     train_idx, test_idx = study_split(labels)
     runs = []
     for seed in (0, 1, 2):
         tr, va = carve_validation(train_idx, labels, 0.15, seed=seed)
-        fit = lambda C, idx: LogisticRegression(C=C, max_iter=5000).fit(Z[idx], y[idx])
-        C = max((0.01, 0.1, 1.0, 10.0), key=lambda C: (fit(C, tr).score(Z[va], y[va]), -C))
-        acc = fit(C, train_idx).score(Z[test_idx], y[test_idx])  # refit with the validation part
+        model, C = linear_on_validation(Z, y, tr, va, train_idx)  # refit with the validation part
+        acc = model.score(Z[test_idx], y[test_idx])
         runs.append(dict(seed=seed, C=C, n_test=len(test_idx), accuracy=float(acc)))
     return runs
 
@@ -237,11 +235,11 @@ def summary(runs: list[dict], order: list[str]) -> dict:
         if not mine:
             continue
         entry = dict(folds=[dict(speaker=r['speaker'], n_test=r['n_test'], n_val=r['n_val'], **fold_scores(r),
-                                 epochs={rule: rule_epoch(r, rule) for rule in RULES}) for r in mine],
+                                 epochs={rule: choose_epoch(r['val_acc'], r['val_loss'], rule) for rule in EPOCH_RULES}) for r in mine],
                      minutes_per_fold=float(np.mean([r['seconds'] for r in mine])) / 60)
         entry['rules'] = {rule: {m: seed_summary([fold_scores(r, rule)[m] for r in mine])
-                                 for m in ('accuracy', 'uar', 'macro_f1')} for rule in RULES}
-        entry['rules_on_validation'] = {rule: seed_summary([halves_score(r, rule) for r in mine]) for rule in RULES}
+                                 for m in ('accuracy', 'uar', 'macro_f1')} for rule in EPOCH_RULES}
+        entry['rules_on_validation'] = {rule: seed_summary([halves_score(r, rule) for r in mine]) for rule in EPOCH_RULES}
         out[variant] = entry
     return out
 
@@ -286,7 +284,7 @@ def main(argv=None) -> None:
     for v, e in record['cnn'].items():
         a = e['rules']['best_val_acc']['accuracy']
         print(f"{v}: {a['mean']:.1%} [{a['lo']:.1%}, {a['hi']:.1%}] over {len(e['folds'])} folds; "
-              + ', '.join(f"{rule} {e['rules'][rule]['accuracy']['mean']:.1%}" for rule in RULES))
+              + ', '.join(f"{rule} {e['rules'][rule]['accuracy']['mean']:.1%}" for rule in EPOCH_RULES))
         line += [v, f"{100 * a['mean']:.1f}"]
     for how, e in record['egemaps'].items():
         print(f"egemaps ({how} standardisation): {e['accuracy']['mean']:.1%} "
