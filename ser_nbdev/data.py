@@ -112,8 +112,8 @@ def load_audio(path, sr: int | None = None) -> tuple[np.ndarray, int]:
     y, native, _ = decode_audio(path)
     if sr is None or sr == native:
         return y, native
-    import librosa  # imported on use: slow to import, and scanning a corpus never resamples
-    return librosa.resample(y, orig_sr=native, target_sr=sr, res_type='soxr_hq').astype(np.float32), sr
+    import soxr  # imported on use: scanning a corpus never resamples
+    return soxr.resample(y, native, sr, quality='soxr_hq'), sr   # what librosa.resample(res_type='soxr_hq') calls
 
 # %% ../nbs/01_data.ipynb #8104adb7
 @dataclass
