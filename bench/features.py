@@ -5,8 +5,9 @@
    |dB difference| between them.
 2. End to end, from the audio files: the study's pipeline (load at the native rate, noisereduce's default
    non-stationary gating with `y_noise=y[:sr]`, librosa Mel at that rate, `power_to_db(ref=np.max)`) against the
-   package's default (`corpus_features` into an empty cache beside the default cache folder: in `--workers` processes, each file loaded at 22.05 kHz,
-   gated with the 'quiet' denoiser and extracted alone; the cache written by the main process).
+   package's default (`corpus_features` into an empty cache beside the default cache folder: in `--workers`
+   processes, each file loaded at 22.05 kHz, gated with the 'quiet' denoiser and extracted alone; the cache written
+   by the main process).
 3. The limit: microbenchmarks of what one core does (a 2048-point float64 FFT and a 256-point float32 FFT in torch and
    scipy, a float32 matrix product in torch and numpy, an in-cache copy), the work each stage of the package's
    pipeline must do per audio-second (counted below), and the stage's measured time on one core, one thread: the
@@ -191,7 +192,7 @@ def stages(corpus: Corpus, cfg: FeatureConfig, step: int = 4) -> dict:
         (y, sr, _), dt = timed(decode_audio, c.path)
         t['decode'] += dt
         if sr != cfg.sr:
-            y, dt = timed(lambda: soxr.resample(y, sr, cfg.sr, quality='soxr_hq').astype(np.float32))
+            y, dt = timed(lambda: soxr.resample(y, sr, cfg.sr, quality='soxr_hq'))
             t['resample'] += dt
         y, dt = timed(lambda: np.asarray(denoise(y, cfg.sr, method=cfg.denoise), np.float32))
         t['gate'] += dt
