@@ -23,9 +23,15 @@ speaker (or over the training clips, `global`), and a logistic regression whose 
 speakers; the same folds. And eGeMAPS on the study's split (3 seeds of validation carving), for familiar voices.
 The functionals are kept in the feature cache, so a second run does not compute them again.
 
+Both fused (`fuse`, `fusion_weight`): the speaker-normalised CNN (`unlabelled`) and per-speaker eGeMAPS, their class
+probabilities averaged with a weight w (0, 0.1, ..., 1) chosen on each fold's validation speakers (or each seed's
+validation clips on the study's split), with the linear model fitted on the training clips; then the linear model is
+refitted as above and the held-out clips are scored once at that w. The CNN runs keep their validation and test
+probabilities at validation's epoch for this.
+
 Resumable: each finished run is `<out>/runs/<variant>_<speaker>.json` and is not repeated. Writes `<out>.json`
 with the summary (mean over folds and a t interval) and the command. The last line reads
-`<corpus folder> loso none <A> unlabelled <B> enrol <C> egemaps <D>` (percent).
+`<corpus folder> loso none <A> unlabelled <B> enrol <C> egemaps <D> fusion <E>` (percent).
 
     python bench/speakers.py --data PATH [--epochs 60] [--enrol 10] [--jobs 2 --threads 1]
 """
@@ -38,7 +44,6 @@ import multiprocessing
 import os
 import shlex
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -50,8 +55,8 @@ from ser_nbdev.data import carve_speakers, carve_validation, load_audio, load_co
 from ser_nbdev.experiments import corpus_data, seed_summary, write_atomic
 from ser_nbdev.features import atomic_file, default_cache_dir
 from ser_nbdev.mel import FeatureConfig
-from ser_nbdev.speakers import (EPOCH_RULES, band_stats, choose_epoch, egemaps, enrolment, normalise_speakers,
-                                speaker_stats, standardise_by)
+from ser_nbdev.speakers import (EPOCH_RULES, FUSION_WEIGHTS, band_stats, choose_epoch, egemaps, enrolment, fuse,
+                                fusion_weight, normalise_speakers, speaker_stats, standardise_by)
 from ser_nbdev.train import TrainConfig, Trainer, encode_labels, predict_logits, prepare, scores
 
 from machine import corpus_args, cpu_name
@@ -131,10 +136,13 @@ def run_one(job: tuple) -> dict:
         val_pred.append(logp.argmax(1).tolist())
         val_nll.append(np.round(-logp[torch.arange(len(va)), trainer.y_val].numpy(), 5).tolist())
     h = trainer.history
+    model = trainer.best_model()  # validation's epoch: its class probabilities, for the fusion with eGeMAPS
+    prob = lambda x: np.round(predict_logits(model, x).softmax(1).numpy(), 5).tolist()
     out = dict(variant=variant, speaker=speaker, n_train=len(tr), n_val=len(va), n_test=len(te),
                val_epoch=h.best_epoch, seconds=float(sum(h.seconds)), val_acc=h.val_acc, val_loss=h.val_loss,
                train_loss=h.train_loss, y_val=trainer.y_val.tolist(), val_pred=val_pred, val_nll=val_nll,
-               y_test=y_test.tolist(), test_pred=test_pred, label_names=names)
+               y_test=y_test.tolist(), test_pred=test_pred, label_names=names, val_index=np.asarray(va).tolist(),
+               test_index=np.asarray(te).tolist(), val_prob=prob(trainer.x_val), test_prob=prob(x_test))
     write_atomic(runs_dir / f'{variant}_{speaker}.json', json.dumps(out))
     return out
 
@@ -172,12 +180,56 @@ def egemaps_cached(corpus) -> np.ndarray:
     return X
 
 
+def fit_linear(Z: np.ndarray, y: np.ndarray, rows, C: float):
+    "A logistic regression with inverse regularisation `C`, fitted on `rows`."
+    from sklearn.linear_model import LogisticRegression
+    return LogisticRegression(C=C, max_iter=5000).fit(Z[rows], y[rows])
+
+
 def linear_on_validation(Z: np.ndarray, y: np.ndarray, tr, va, refit):
     "A logistic regression whose C is chosen on the validation rows `va`, refitted on the rows `refit`, and its C."
-    from sklearn.linear_model import LogisticRegression
-    fit = lambda C, idx: LogisticRegression(C=C, max_iter=5000).fit(Z[idx], y[idx])
-    C = max((0.01, 0.1, 1.0, 10.0), key=lambda C: (fit(C, tr).score(Z[va], y[va]), -C))  # ties: the smaller C
-    return fit(C, refit), C
+    C = max((0.01, 0.1, 1.0, 10.0), key=lambda C: (fit_linear(Z, y, tr, C).score(Z[va], y[va]), -C))  # ties: smaller C
+    return fit_linear(Z, y, refit, C), C
+
+
+def fusion_fold(run: dict, Z: np.ndarray, y: np.ndarray, tr, refit) -> dict:
+    """The CNN of `run` and eGeMAPS fused: C and the weight chosen on the run's validation clips with the linear model
+    fitted on `tr`, then the linear model refitted on `refit` (as the eGeMAPS rows) and the test clips scored once."""
+    va, te = np.asarray(run['val_index']), np.asarray(run['test_index'])
+    assert run['y_val'] == y[va].tolist() and run['y_test'] == y[te].tolist(), 'the run and the folds disagree'
+    lin, C = linear_on_validation(Z, y, tr, va, tr)
+    p_val = lin.predict_proba(Z[va])
+    w = fusion_weight(run['val_prob'], p_val, y[va])
+    p_test = fit_linear(Z, y, refit, C).predict_proba(Z[te])
+    s = scores(y[te], fuse(run['test_prob'], p_test, w).argmax(1), len(run['label_names']))
+    curve = lambda p_cnn, p_lin, yy: [float((fuse(p_cnn, p_lin, v).argmax(1) == yy).mean()) for v in FUSION_WEIGHTS]
+    return dict(speaker=run['speaker'], w=w, C=C, n_test=len(te), **{m: s[m] for m in ('accuracy', 'uar', 'macro_f1')},
+                val_curve=curve(run['val_prob'], p_val, y[va]), test_curve=curve(run['test_prob'], p_test, y[te]))
+
+
+def fusion(args, runs: list[dict], variant: str = 'unlabelled') -> dict:
+    """The speaker-normalised CNN fused with per-speaker eGeMAPS, on the speaker folds and on the study's split:
+    each fold's or seed's weight chosen on its validation clips."""
+    corpus, _, _, labels, names, speakers = features(args.data)
+    Z, y = standardise_by(egemaps_cached(corpus), speakers), encode_labels(labels, names)
+    by_name = {r['speaker']: r for r in runs if r['variant'] == variant and 'val_prob' in r}
+    folds, split = [], []
+    for speaker, train_idx, _ in loso_folds(speakers):
+        if speaker in by_name:
+            tr, va = carve_speakers(train_idx, speakers, 0.15, seed=args.seed)
+            folds.append(fusion_fold(by_name[speaker], Z, y, tr, np.concatenate([tr, va])))
+    train_idx, _ = study_split(labels)
+    for seed in args.split_seeds:
+        if f'split_seed{seed}' in by_name:
+            tr, _ = carve_validation(train_idx, labels, 0.15, seed=seed)
+            split.append(dict(seed=seed, **fusion_fold(by_name[f'split_seed{seed}'], Z, y, tr, train_idx)))
+    out = dict(variant=variant, weights=list(FUSION_WEIGHTS), folds=folds, study_split=split)
+    if folds:
+        out.update({m: seed_summary([f[m] for f in folds]) for m in ('accuracy', 'uar', 'macro_f1')})
+    if split:
+        p, h = split_interval([r['accuracy'] for r in split], split[0]['n_test'])
+        out['study_split_accuracy'] = dict(mean=p, half_width=h, accs=[r['accuracy'] for r in split])
+    return out
 
 
 def egemaps_folds(args) -> dict:
@@ -258,7 +310,6 @@ def main(argv=None) -> None:
     jobs += [(v, ('split', seed), args, runs_dir) for v in args.split_variants for seed in args.split_seeds
              if not (runs_dir / f'{v}_split_seed{seed}.json').exists()]
     print(f'{len(jobs)} runs to do')
-    start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context('spawn')) if args.jobs > 1 \
             else contextlib.nullcontext() as pool:
         done = as_completed([pool.submit(run_one, j) for j in jobs]) if pool else (run_one(j) for j in jobs)
@@ -269,16 +320,20 @@ def main(argv=None) -> None:
                   f"epoch {r['val_epoch']}, {r['seconds'] / 60:.1f} min", flush=True)
     runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob('*.json'))]
     eg = egemaps_folds(args)
+    # every sitting's command is kept: runs are completed or redone over several
+    command = 'python bench/speakers.py ' + shlex.join(argv)
+    commands = json.loads(out.read_text()).get('commands', []) if out.exists() else []
     record = dict(data=Path(args.data).name, label_names=corpus.labels, cpu=cpu_name(), epochs=args.epochs,
-                  enrol=args.enrol,
-                  minutes=(time.perf_counter() - start) / 60, commands=['python bench/speakers.py ' + shlex.join(argv)],
+                  enrol=args.enrol, cnn_minutes=sum(r['seconds'] for r in runs) / 60,  # of one core, all runs
+                  commands=commands + [command] * (command not in commands),
                   cnn=summary(runs, [f[0] for f in loso_folds(speakers)]), cnn_study_split=split_summary(runs),
                   egemaps={how: dict(folds=f, accuracy=seed_summary([x['accuracy'] for x in f]),
                                      uar=seed_summary([x['uar'] for x in f]),
                                      macro_f1=seed_summary([x['macro_f1'] for x in f]))
                            for how, f in eg.items() if how != 'study_split'},
                   egemaps_study_split=dict(runs=eg['study_split'],
-                                           accuracy=seed_summary([x['accuracy'] for x in eg['study_split']])))
+                                           accuracy=seed_summary([x['accuracy'] for x in eg['study_split']])),
+                  fusion=fusion(args, runs))
     write_atomic(out, json.dumps(record, indent=1))
     line = [Path(args.data).name, 'loso']
     for v, e in record['cnn'].items():
@@ -290,6 +345,13 @@ def main(argv=None) -> None:
         print(f"egemaps ({how} standardisation): {e['accuracy']['mean']:.1%} "
               f"[{e['accuracy']['lo']:.1%}, {e['accuracy']['hi']:.1%}]")
     line += ['egemaps', f"{100 * record['egemaps']['speaker']['accuracy']['mean']:.1f}"]
+    fused = record['fusion']
+    if 'accuracy' in fused:
+        a = fused['accuracy']
+        print(f"fusion (CNN {fused['variant']} + eGeMAPS per speaker): {a['mean']:.1%} [{a['lo']:.1%}, {a['hi']:.1%}], "
+              f"weights {[f['w'] for f in fused['folds']]}; study's split "
+              + ', '.join(f"{r['accuracy']:.1%} (w {r['w']})" for r in fused['study_split']))
+        line += ['fusion', f"{100 * a['mean']:.1f}"]
     print(' '.join(line))
 
 

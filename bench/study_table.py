@@ -156,7 +156,7 @@ def run_one(job: tuple) -> dict:
                n_test=len(test_idx), val_epoch=h.best_epoch, honest_acc=test_acc[h.best_epoch - 1],
                test_epoch=best + 1, test_selected_acc=test_acc[best], seconds=float(sum(h.seconds)),
                val_acc=h.val_acc, val_loss=h.val_loss, train_loss=h.train_loss, test_acc=test_acc,
-               test_loss=test_loss, config={k: v for k, v in vars(cfg).items()})
+               test_loss=test_loss, config={k: v for k, v in vars(cfg).items()}, cpu=cpu_name(), jobs=args.jobs)
     write_atomic(runs_dir / f"{row['key']}_seed{seed}.json", json.dumps(out))
     partial.unlink()
     return out
@@ -169,7 +169,7 @@ def summary(rows: list[dict], runs_dir: Path) -> list[dict]:
         runs = [json.loads(p.read_text()) for p in sorted(runs_dir.glob(f"{row['key']}_seed*.json"))]
         entry = dict(row, seeds=[r['seed'] for r in runs], runs=[{k: r[k] for k in (
             'seed', 'val_epoch', 'honest_acc', 'test_epoch', 'test_selected_acc', 'seconds', 'n_train', 'n_val',
-            'n_test', 'epochs')} for r in runs])
+            'n_test', 'epochs', 'cpu', 'jobs') if k in r} for r in runs])
         for sel in ('honest', 'test_selected'):
             accs = [r[f'{sel}_acc'] for r in runs]
             if accs:
@@ -229,11 +229,15 @@ def main(argv=None) -> None:
             for seed in args.seeds if not (runs_dir / f"{row['key']}_seed{seed}.json").exists()]
     print(f'{len(jobs)} runs to do, {len(chosen) * len(args.seeds) - len(jobs)} already done')
     command = 'python bench/study_table.py ' + shlex.join(argv)
+    # each sitting's command is kept: the grid is completed over several, perhaps with different --jobs
+    before = json.loads(out.read_text()) if out.exists() else {}
+    commands = before.get('commands', [before['command']] if 'command' in before else [])
+    commands += [command] if command not in commands else []
 
     def write_record():
         record = dict(data=Path(args.data).name, clips=len(corpus), cpu=cpu_name(), torch=torch.__version__,
                       threads=args.threads or torch.get_num_threads(), jobs=args.jobs, features=STUDY_FEATURES,
-                      recipe=dict(STUDY_RECIPE, inputs='study'), resized=STUDY_RESIZED, command=command,
+                      recipe=dict(STUDY_RECIPE, inputs='study'), resized=STUDY_RESIZED, commands=commands,
                       rows=summary(list(ROWS), runs_dir))
         write_atomic(out, json.dumps(record, indent=1))
         return record

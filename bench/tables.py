@@ -62,7 +62,7 @@ def loso_cell(folds: list[dict] | None) -> str:
 
 
 def speaker_rows(record: dict, e60: dict) -> list[str]:
-    "Chapter 11's rows (bench/speakers.py): the recipe with and without speaker normalisation, and eGeMAPS."
+    "Chapter 11's rows (bench/speakers.py): the recipe with and without speaker normalisation, eGeMAPS, both fused."
     cnn, split = record['cnn'], record.get('cnn_study_split', {})
     return [
         f"| this package's recipe, 60 epochs; new speakers: epoch chosen on other speakers (chapter 11) "
@@ -71,7 +71,10 @@ def speaker_rows(record: dict, e60: dict) -> list[str]:
         f"| {cell(split.get('unlabelled', {}).get('accs'))} | {loso_cell(cnn.get('unlabelled', {}).get('folds'))} |",
         f"| eGeMAPS + logistic regression, standardised per speaker (chapter 11) "
         f"| {cell([r['accuracy'] for r in record['egemaps_study_split']['runs']])} "
-        f"| {loso_cell(record['egemaps']['speaker']['folds'])} |"]
+        f"| {loso_cell(record['egemaps']['speaker']['folds'])} |",
+        f"| both fused: the two rows above, their weight chosen on validation (chapter 11) "
+        f"| {cell([r['accuracy'] for r in record.get('fusion', {}).get('study_split', [])])} "
+        f"| {loso_cell(record.get('fusion', {}).get('folds'))} |"]
 
 
 def main() -> None:
