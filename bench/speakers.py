@@ -192,15 +192,17 @@ def linear_on_validation(Z: np.ndarray, y: np.ndarray, tr, va, refit):
     return fit_linear(Z, y, refit, C), C
 
 
-def fusion_fold(run: dict, Z: np.ndarray, y: np.ndarray, tr, refit) -> dict:
+def fusion_fold(run: dict, Z: np.ndarray, y: np.ndarray, train_idx) -> dict:
     """The CNN of `run` and eGeMAPS fused: C and the weight chosen on the run's validation clips with the linear model
-    fitted on `tr`, then the linear model refitted on `refit` (as the eGeMAPS rows) and the test clips scored once."""
+    fitted on the rest of `train_idx`, then the linear model refitted on all of it (as the eGeMAPS rows) and the run's
+    test clips scored once."""
     va, te = np.asarray(run['val_index']), np.asarray(run['test_index'])
-    assert run['y_val'] == y[va].tolist() and run['y_test'] == y[te].tolist(), 'the run and the folds disagree'
+    assert run['y_val'] == y[va].tolist() and run['y_test'] == y[te].tolist(), 'the run is of another corpus'
+    tr = np.setdiff1d(train_idx, va)  # the run's own validation clips, so the two models cannot disagree on them
     lin, C = linear_on_validation(Z, y, tr, va, tr)
     p_val = lin.predict_proba(Z[va])
     w = fusion_weight(run['val_prob'], p_val, y[va])
-    p_test = fit_linear(Z, y, refit, C).predict_proba(Z[te])
+    p_test = fit_linear(Z, y, train_idx, C).predict_proba(Z[te])
     s = scores(y[te], fuse(run['test_prob'], p_test, w).argmax(1), len(run['label_names']))
     curve = lambda p_cnn, p_lin, yy: [float((fuse(p_cnn, p_lin, v).argmax(1) == yy).mean()) for v in FUSION_WEIGHTS]
     return dict(speaker=run['speaker'], w=w, C=C, n_test=len(te), **{m: s[m] for m in ('accuracy', 'uar', 'macro_f1')},
@@ -216,13 +218,11 @@ def fusion(args, runs: list[dict], variant: str = 'unlabelled') -> dict:
     folds, split = [], []
     for speaker, train_idx, _ in loso_folds(speakers):
         if speaker in by_name:
-            tr, va = carve_speakers(train_idx, speakers, 0.15, seed=args.seed)
-            folds.append(fusion_fold(by_name[speaker], Z, y, tr, np.concatenate([tr, va])))
+            folds.append(fusion_fold(by_name[speaker], Z, y, train_idx))
     train_idx, _ = study_split(labels)
     for seed in args.split_seeds:
         if f'split_seed{seed}' in by_name:
-            tr, _ = carve_validation(train_idx, labels, 0.15, seed=seed)
-            split.append(dict(seed=seed, **fusion_fold(by_name[f'split_seed{seed}'], Z, y, tr, train_idx)))
+            split.append(dict(seed=seed, **fusion_fold(by_name[f'split_seed{seed}'], Z, y, train_idx)))
     out = dict(variant=variant, weights=list(FUSION_WEIGHTS), folds=folds, study_split=split)
     if folds:
         out.update({m: seed_summary([f[m] for f in folds]) for m in ('accuracy', 'uar', 'macro_f1')})
