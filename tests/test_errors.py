@@ -200,11 +200,11 @@ def test_10_written_files_follow_the_umask(run, tmp_path):
     try:
         with atomic_file(tmp_path / "x.json", "w") as f:
             f.write("{}")
-        save_entry(tmp_path / "e.npz", np.zeros((2, 2), np.float32), "k")
+        save_entry(tmp_path / "e.feat", np.zeros((2, 2), np.float32), "k")
     finally:
         os.umask(old)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == expected
-    assert (tmp_path / "e.npz").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "e.feat").stat().st_mode & 0o777 == expected
     figure = (run / "confusion.png").stat().st_mode & 0o777
     assert (run / "model.pt").stat().st_mode & 0o777 == (run / "metrics.json").stat().st_mode & 0o777 == figure
 
@@ -229,7 +229,7 @@ def test_11_odd_files_and_interrupts(corpus, run, tmp_path, monkeypatch, capsys)
     assert "a file, not a folder" in _argv_error(["inspect", str(corpus / "fear" / "f01 (1).wav")], capsys)
     cfg = FeatureConfig()
     small = load_corpus(_copy(corpus, tmp_path / "s", lambda rel: rel.stem in ("f01 (1)", "a01 (1)")))
-    (tmp_path / "cache" / f"{cache_key(small.clips[0].path, cfg)}.npz").mkdir(parents=True)  # an entry as a folder
+    (tmp_path / "cache" / f"{cache_key(small.clips[0].path, cfg)}.feat").mkdir(parents=True)  # an entry as a folder
     assert all(s is not None for s in corpus_features(small, cfg, cache_dir=tmp_path / "cache", progress=False))
     one = _copy(corpus, tmp_path / "unk", lambda rel: rel.parts[0] in ("anger", "fear"))
     (one / "calm").mkdir()
