@@ -206,7 +206,7 @@ def load_entry(file: Path, key: str, n_mels: int) -> np.ndarray:
         raise CacheError(f'unreadable: {type(e).__name__}') from None
     if stored_key != key:
         raise CacheError('made for other audio or parameters')
-    if len(shape) != 2 or shape[0] != n_mels or not isinstance(shape[1], int) or shape[1] <= 0:
+    if len(shape) != 2 or not all(type(n) is int for n in shape) or shape[0] != n_mels or shape[1] <= 0:
         raise CacheError(f'unexpected array shape {shape}')
     body = memoryview(raw)[end + 1:]
     if len(body) != 4 * n_mels * shape[1]:
