@@ -217,6 +217,7 @@ def load_entry(file: Path, key: str, n_mels: int) -> np.ndarray:
 
 # %% ../nbs/A04b_feature_cache.ipynb #71192076
 _CHUNK = 64  # clips per extraction on a GPU, and how many files the workers may run ahead
+_PER_TASK = 8  # files a worker takes at a time: each round trip through the pool costs the main process CPU
 
 @functools.lru_cache(maxsize=4)
 def _logmel(cfg_items: tuple) -> LogMel:
@@ -235,6 +236,10 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
+def _each(job, paths: list[Path], cfg: FeatureConfig) -> list:
+    "`job(path, cfg)` for each of `paths`, in order: one task of a worker."
+    return [job(p, cfg) for p in paths]
+
 def _map_files(job, paths: list[Path], cfg: FeatureConfig, workers: int):
     "Yield `job(path, cfg)` in order; on Linux from `workers` forked processes, up to `_CHUNK` files ahead."
     if workers <= 1 or len(paths) < 2 * workers or not sys.platform.startswith('linux'):
@@ -247,12 +252,12 @@ def _map_files(job, paths: list[Path], cfg: FeatureConfig, workers: int):
     with ProcessPoolExecutor(workers, mp_context=get_context('fork'), initializer=_worker_init) as pool:
         ahead = deque()
         try:
-            for p in paths[1:]:
-                ahead.append(pool.submit(job, p, cfg))
-                if len(ahead) > _CHUNK:
-                    yield ahead.popleft().result()
+            for k in range(1, len(paths), _PER_TASK):
+                ahead.append(pool.submit(_each, job, paths[k:k + _PER_TASK], cfg))
+                if len(ahead) > _CHUNK // _PER_TASK:
+                    yield from ahead.popleft().result()
             while ahead:
-                yield ahead.popleft().result()
+                yield from ahead.popleft().result()
         finally:   # the caller stopped early (an error, an interrupt): drop the files not yet started
             for future in ahead:
                 future.cancel()
