@@ -55,8 +55,9 @@ from ser_nbdev.data import carve_speakers, carve_validation, load_audio, load_co
 from ser_nbdev.experiments import corpus_data, seed_summary, write_atomic
 from ser_nbdev.features import atomic_file, default_cache_dir
 from ser_nbdev.mel import FeatureConfig
-from ser_nbdev.speakers import (EPOCH_RULES, FUSION_WEIGHTS, band_stats, choose_epoch, egemaps, enrolment, fuse,
-                                fusion_weight, normalise_speakers, speaker_stats, standardise_by)
+from ser_nbdev.speakers import (EPOCH_RULES, FUSION_WEIGHTS, band_stats, choose_epoch, egemaps, enrolment, fit_linear,
+                                fuse, fusion_weight, linear_on_validation, normalise_speakers, speaker_stats,
+                                standardise_by)
 from ser_nbdev.train import TrainConfig, Trainer, encode_labels, predict_logits, prepare, scores
 
 from machine import corpus_args, cpu_name
@@ -178,18 +179,6 @@ def egemaps_cached(corpus) -> np.ndarray:
     with atomic_file(path) as f:
         np.save(f, X)
     return X
-
-
-def fit_linear(Z: np.ndarray, y: np.ndarray, rows, C: float):
-    "A logistic regression with inverse regularisation `C`, fitted on `rows`."
-    from sklearn.linear_model import LogisticRegression
-    return LogisticRegression(C=C, max_iter=5000).fit(Z[rows], y[rows])
-
-
-def linear_on_validation(Z: np.ndarray, y: np.ndarray, tr, va, refit):
-    "A logistic regression whose C is chosen on the validation rows `va`, refitted on the rows `refit`, and its C."
-    C = max((0.01, 0.1, 1.0, 10.0), key=lambda C: (fit_linear(Z, y, tr, C).score(Z[va], y[va]), -C))  # ties: smaller C
-    return fit_linear(Z, y, refit, C), C
 
 
 def fusion_fold(run: dict, Z: np.ndarray, y: np.ndarray, train_idx) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .augment import Augmenter
 from .data import (AudioError, Corpus, CorpusError, carve_speakers, carve_validation, check_split,
-                            load_corpus, speaker_split, study_split)
+                            load_audio, load_corpus, speaker_split, study_split)
 from .features import corpus_features, extract, preprocess
 from .mel import FeatureConfig
 from .train import (TrainConfig, evaluate, evaluate_shared, fit, is_main, load_checkpoint, plot_confusion,
@@ -136,13 +136,35 @@ def predict_files(checkpoint: str | Path, files: list[str | Path]) -> list[dict]
     return results
 
 # %% ../nbs/10_cli.ipynb #d4c1a002
+def _fused_folds(corpus: Corpus, cfg: TrainConfig, feature_cfg: FeatureConfig, augment, progress: bool):
+    "A function of a held-out speaker that runs its fold of the fused recipe (chapter 11), with the features made once."
+    from .speakers import egemaps, fused_fold  # on use: the eGeMAPS baseline is an optional extra
+    specs = corpus_features(corpus, feature_cfg, progress=progress)
+    X = egemaps([load_audio(c.path, sr=16000)[0] for c in corpus.clips], 16000)
+    labels, speakers = np.array(corpus.column('label')), corpus.column('speaker')
+    def fold(s: str) -> dict:
+        train_idx, test_idx, val_idx, split = _speaker_parts(corpus, [s], cfg)
+        res = fused_fold(specs, X, labels, corpus.labels, speakers, train_idx, val_idx, test_idx, cfg, feature_cfg,
+                         augment, progress)
+        return dict(res, recipe='fused', split=dict(split, n_train=len(train_idx), n_val=len(val_idx),
+                                                     n_test=len(test_idx)))
+    return fold
+
 def loso_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None,
                 feature_cfg: FeatureConfig | None = None, augment: Augmenter | None = None,
-                progress: bool = True) -> dict:
-    "Leave each speaker out in turn (`train_corpus` with `test_speakers`); the folds, their summary, a table, a figure."
+                progress: bool = True, recipe: str = 'cnn') -> dict:
+    "Leave each speaker out in turn (`train_corpus`, or chapter 11's `fused_fold`); the folds, a table, a figure."
     from .experiments import csv_text, seed_summary, write_atomic  # on use, as `experiments`: scipy is slow to import
     out, folds = Path(out), []
+    if recipe == 'fused':
+        fold = _fused_folds(corpus, cfg or TrainConfig(), feature_cfg or FeatureConfig(), augment, progress)
     for s in corpus.speakers:
+        if recipe == 'fused':  # a table of scores per speaker, no checkpoint: the inputs need each speaker's statistics
+            res = fold(s)
+            _write_json(out / f'speaker_{s}' / 'metrics.json', dict(res, label_names=corpus.labels))
+            folds.append(dict(speaker=s, n_test=res['n_test'], best_epoch=res['best_epoch'], w=res['w'],
+                              accuracy=res['accuracy'], uar=res['uar'], macro_f1=res['macro_f1']))
+            continue
         res = train_corpus(corpus, out / f'speaker_{s}', cfg, feature_cfg, augment, progress, test_speakers=[s])
         folds.append(dict(speaker=s, n_test=res['split']['n_test'], best_epoch=res['best_epoch'],
                           accuracy=res['test_accuracy'], uar=res['test_uar'], macro_f1=res['test_macro_f1']))
@@ -150,7 +172,7 @@ def loso_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None,
     rows = [dict(f) for f in folds] + [dict(speaker='mean', n_test=sum(f['n_test'] for f in folds),
                                             **{m: s['mean'] for m, s in summary.items()})]
     write_atomic(out / 'loso.csv', csv_text(rows))
-    _write_json(out / 'loso.json', dict(folds=folds, summary=summary, label_names=corpus.labels))
+    _write_json(out / 'loso.json', dict(folds=folds, summary=summary, label_names=corpus.labels, recipe=recipe))
     plt.close(plot_loso(folds, summary['accuracy'], out / 'loso.png'))
     return dict(folds=folds, summary=summary)
 
@@ -308,10 +330,17 @@ def cmd_loso(args) -> None:
     if len(corpus.speakers) < 3:  # one to test, one to choose the epoch on, one to train on
         raise CorpusError(f'{corpus.root}: leave one speaker out needs three speakers or more, found '
                           f'{len(corpus.speakers)} ({", ".join(corpus.speakers) or "none"})')
-    res = loso_corpus(corpus, args.out, cfg, augment=_augmenter(args), progress=not args.quiet)
+    if args.recipe == 'fused':
+        try:
+            import opensmile  # noqa: F401  (the eGeMAPS features: an optional extra)
+        except ImportError:
+            raise MissingExtra("openSMILE is not installed; --recipe fused needs its eGeMAPS features: "
+                               "pip install 'ser_nbdev[baseline]'") from None
+    res = loso_corpus(corpus, args.out, cfg, augment=_augmenter(args), progress=not args.quiet, recipe=args.recipe)
     for f in res['folds']:
+        weight = f", network weight {f['w']}" if 'w' in f else ''
         print(f"speaker {f['speaker']}: accuracy {f['accuracy']:.1%} uar {f['uar']:.1%} "
-              f"macro_f1 {f['macro_f1']:.1%} ({f['n_test']} clips, epoch {f['best_epoch']})")
+              f"macro_f1 {f['macro_f1']:.1%} ({f['n_test']} clips, epoch {f['best_epoch']}{weight})")
     for m, s in res['summary'].items():
         print(f"{m} {s['mean']:.1%} (95% interval {s['lo']:.1%} to {s['hi']:.1%}, {s['k']} speakers)")
     print(f"wrote {args.out}/ (loso.csv, loso.json, loso.png, a run per speaker)")
@@ -609,6 +638,10 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p = _command(sub, cmd_loso)
     p.add_argument('--out', type=_out_folder, default='ser_nbdev_loso', help='output folder (default: %(default)s)')
+    p.add_argument('--recipe', default='cnn', choices=['cnn', 'fused'],
+                   help="'cnn': the network alone, a checkpoint per speaker; 'fused': the speaker-normalised network "
+                        "fused with eGeMAPS (chapter 11; pip install 'ser_nbdev[baseline]'), scores only "
+                        "(default: %(default)s)")
     _overwrite(p)
     _training(p, epochs=TrainConfig.epochs)
     _common(p)

@@ -6,12 +6,15 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/speakers.html.md"""
 
 # %% auto #0
 __all__ = ['SD_FLOOR', 'FUSION_WEIGHTS', 'EPOCH_RULES', 'band_stats', 'enrolment', 'speaker_stats', 'normalise_speakers',
-           'standardise_by', 'egemaps', 'fuse', 'fusion_weight', 'smoothed', 'choose_epoch']
+           'standardise_by', 'egemaps', 'fuse', 'fusion_weight', 'fit_linear', 'linear_on_validation', 'fused_fold',
+           'smoothed', 'choose_epoch']
 
 # %% ../nbs/11_speakers.ipynb #b1100004
 from collections.abc import Sequence
 
 import numpy as np
+
+from .train import TrainConfig, encode_labels, fit, predict_logits, prepare, scores
 
 # %% ../nbs/11_speakers.ipynb #b1100012
 def band_stats(specs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +82,36 @@ def fusion_weight(p_cnn: np.ndarray, p_lin: np.ndarray, y: Sequence[int],
         p = fuse(p_cnn, p_lin, w)
         return (p.argmax(1) == y).mean(), np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean()
     return float(max(weights, key=key))
+
+# %% ../nbs/11_speakers.ipynb #bab9734f
+def fit_linear(Z: np.ndarray, y: np.ndarray, rows, C: float):
+    "A logistic regression with inverse regularisation `C`, fitted on `rows` of features `Z` and labels `y`."
+    from sklearn.linear_model import LogisticRegression  # on use: scikit-learn is slow to import
+    return LogisticRegression(C=C, max_iter=5000).fit(Z[rows], y[rows])
+
+def linear_on_validation(Z: np.ndarray, y: np.ndarray, tr, va, refit, Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0)):
+    "The C of `Cs` that scores best on rows `va` when fitted on `tr` (ties: the smaller), the model refitted on `refit`."
+    C = max(Cs, key=lambda C: (fit_linear(Z, y, tr, C).score(Z[va], y[va]), -C))
+    return fit_linear(Z, y, refit, C), C
+
+def fused_fold(specs: Sequence[np.ndarray], X: np.ndarray, labels: Sequence, label_names: Sequence[str],
+               speakers: Sequence, train_idx, val_idx, test_idx, cfg: TrainConfig, feature_cfg=None,
+               augment=None, progress: bool = False) -> dict:
+    "One fold of the fused recipe: the speaker-normalised CNN and per-speaker eGeMAPS `X`; C and w chosen on `val_idx`."
+    labels, speakers = np.asarray(labels), np.asarray(speakers, dtype=str)
+    y = encode_labels(labels, label_names)
+    x = normalise_speakers(specs, speakers, speaker_stats(specs, speakers), band_stats([specs[i] for i in train_idx]))
+    pick = lambda idx: [x[i] for i in idx]
+    model, history = fit(pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx], cfg, label_names,
+                         feature_cfg, augment=augment, progress=progress)
+    p_cnn = lambda idx: predict_logits(model, prepare(pick(idx), cfg.strategy, cfg.inputs)).softmax(1).numpy()
+    Z = standardise_by(X, speakers)
+    lin, C = linear_on_validation(Z, y, train_idx, val_idx, train_idx)
+    w = fusion_weight(p_cnn(val_idx), lin.predict_proba(Z[val_idx]), y[val_idx])
+    p_lin = fit_linear(Z, y, np.concatenate([train_idx, val_idx]), C).predict_proba(Z[test_idx])
+    s = scores(y[test_idx], fuse(p_cnn(test_idx), p_lin, w).argmax(1), len(label_names))
+    return dict(w=w, C=C, best_epoch=history.best_epoch, n_test=len(test_idx), accuracy=s['accuracy'], uar=s['uar'],
+                macro_f1=s['macro_f1'], confusion=s['confusion'].tolist())
 
 # %% ../nbs/11_speakers.ipynb #b1100037
 EPOCH_RULES = ('best_val_acc', 'smoothed_val_acc', 'min_val_loss', 'last')

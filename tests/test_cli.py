@@ -87,6 +87,23 @@ def test_train_on_new_speakers_then_evaluate(corpus, tmp_path):
     assert r.returncode == 2 and "unknown speaker(s) 7; found: 1, 2, 3, 4" in r.stderr
 
 
+
+def test_loso_fused_scores_every_speaker(corpus, tmp_path, monkeypatch, capsys):
+    # the fused recipe of chapter 11 from the command line: a weight per fold, chosen on validation; no checkpoint
+    out = tmp_path / "fused"
+    r = run([tool("ser-nbdev"), "loso", "--data", str(corpus), "--recipe", "fused", "--epochs", "1", "--quiet",
+             "--out", str(out)], cwd=tmp_path)
+    record = json.loads((out / "loso.json").read_text())
+    assert record["recipe"] == "fused" and [f["speaker"] for f in record["folds"]] == ["1", "2", "3", "4"]
+    assert all(0 <= f["w"] <= 1 and f["n_test"] == 10 for f in record["folds"]) and "network weight" in r.stdout
+    fold = json.loads((out / "speaker_4" / "metrics.json").read_text())
+    assert sum(map(sum, fold["confusion"])) == 10 and "4" not in fold["split"]["val_speakers"]
+    assert not list(out.rglob("model.pt"))
+    from ser_nbdev.cli import main
+    monkeypatch.setitem(__import__("sys").modules, "opensmile", None)  # as if the extra were not installed
+    assert main(["loso", "--data", str(corpus), "--recipe", "fused", "--out", str(tmp_path / "x")]) == 2
+    assert "pip install 'ser_nbdev[baseline]'" in capsys.readouterr().err
+
 def test_predict_missing_checkpoint(tmp_path):
     r = run([tool("ser-nbdev"), "predict", str(tmp_path / "none.pt"), str(tmp_path / "x.wav")], cwd=tmp_path,
             check=False)
