@@ -12,11 +12,17 @@ time`, and mixup with alpha 0.2, `--mixup 0.2`; records `recipe_augment.json`, `
 `recipe_augment_e120.json`, `augment_aesdd_mixup_e120.json`); `--transforms` with no names and `--mixup 0` train
 without. `--jobs 2 --threads 1` runs two networks at once, one per core, with the same results.
 
+`--recipe fused` trains instead chapter 11's fused recipe (`ser_nbdev.speakers.fused_fold`, as `ser-nbdev loso
+--recipe fused`): the network on log-Mels standardised per speaker with their unlabelled clips, fused with a logistic
+regression on eGeMAPS standardised per speaker, C and the weight chosen on each run's validation clips (validation
+speakers in the folds); the test part is scored once. Its record is `aesdd_fused.json` unless `--out` says otherwise.
+
 Writes `bench/results/aesdd.json` (through a temporary file and one rename) with the exact command that made it.
 The last line reads `<corpus folder> seed_split <A> loso <L>` (percent; `aesdd` for AESDD's folder). A benchmark,
 not a test: it trains 3 + 6 networks.
 
     python bench/aesdd.py --data PATH [--epochs 120] [--seeds 0 1 2] [--transforms time] [--mixup 0.2] [--jobs 2]
+    python bench/aesdd.py --data PATH --recipe fused --epochs 60 [--jobs 2 --threads 1]
 
 Older records, all with `--epochs 60` (the recipe's epochs until then): `aesdd_e60.json` the same augmentation;
 `aesdd_time.json` time masks alone (`--mixup 0`), made before mixup joined the recipe; `aesdd_plain.json` without
@@ -39,12 +45,14 @@ import numpy as np
 import torch
 
 from ser_nbdev.augment import TRANSFORMS, Augmenter
-from ser_nbdev.data import load_corpus, loso_folds
+from ser_nbdev.data import carve_speakers, carve_validation, load_corpus, loso_folds, study_split
 from ser_nbdev.experiments import corpus_data, run_experiment, write_atomic
 from ser_nbdev.mel import FeatureConfig
+from ser_nbdev.speakers import fused_fold
 from ser_nbdev.train import TrainConfig, pick_device
 
 from machine import corpus_args, cpu_name
+from speakers import egemaps_cached
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,7 +84,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--jobs', type=int, default=1,
                    help='runs at once, each in its own process (give --threads 1 with --jobs 2 on two cores)')
     p.add_argument('--no-loso', action='store_true', help='skip the leave-one-speaker-out folds')
-    p.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'aesdd.json'))
+    p.add_argument('--recipe', default='cnn', choices=['cnn', 'fused'],
+                   help="the network alone, or fused with eGeMAPS as in chapter 11 (default: %(default)s)")
+    p.add_argument('--out', default=None, help='record (default: bench/results/aesdd.json, aesdd_fused.json fused)')
     return p
 
 
@@ -92,17 +102,40 @@ def setup(argv: tuple[str, ...]) -> tuple:
                   augment=augment, model=args.model, batch_size=args.batch_size, patience=args.patience,
                   weight_decay=args.weight_decay, schedule=args.schedule, dropout=args.dropout,
                   batch_norm=args.batch_norm, mixup=args.mixup, threads=args.threads)
-    return corpus, data, augment, common
+    X = egemaps_cached(corpus) if args.recipe == 'fused' else None  # openSMILE's functionals, cached on disk
+    return corpus, data, augment, common, X
 
 
 def run_job(job: tuple) -> dict:
     "One run: ('split', seed) on the study's split, or ('loso', k) with the k-th speaker held out (seed 0)."
     argv, kind, key = job
-    corpus, data, _, common = setup(argv)
+    corpus, data, augment, common, X = setup(argv)
+    if X is not None:
+        return fused_job(corpus, data, augment, common, X, kind, key)
     if kind == 'split':
         return run_experiment(seed=key, data=data, **common)
     speaker, train_idx, test_idx = loso_folds(corpus.column('speaker'))[key]
     return dict(speaker=speaker, **run_experiment(seed=0, data=data, split=(train_idx, test_idx), **common))
+
+
+def fused_job(corpus, data, augment, common, X, kind: str, key: int) -> dict:
+    "One run of the fused recipe, in the same parts as `run_experiment`'s: validation carved by label or by speaker."
+    specs, labels, names = data
+    speakers = corpus.column('speaker')
+    if kind == 'split':
+        train_idx, test_idx = study_split(labels)
+        train_idx, val_idx = carve_validation(train_idx, labels, 0.15, seed=key)
+        speaker, seed = None, key
+    else:
+        speaker, train_idx, test_idx = loso_folds(speakers)[key]
+        train_idx, val_idx = carve_speakers(train_idx, speakers, 0.15, seed=0)
+        seed = 0
+    cfg = TrainConfig(seed=seed, **{k: v for k, v in common.items() if k not in ('feature_cfg', 'augment')})
+    start = time.perf_counter()
+    r = fused_fold(specs, X, labels, names, speakers, train_idx, val_idx, test_idx, cfg, common['feature_cfg'], augment)
+    return dict(speaker=speaker, seed=seed, test_acc=r['accuracy'], test_uar=r['uar'], test_macro_f1=r['macro_f1'],
+                best_epoch=r['best_epoch'], epochs=cfg.epochs, w=r['w'], C=r['C'], n_test=r['n_test'],
+                confusion=r['confusion'], seconds=time.perf_counter() - start)
 
 
 def main(argv=None) -> None:
@@ -111,7 +144,9 @@ def main(argv=None) -> None:
     device = pick_device('auto')
     print(f'device: {device.type} ({cpu_name()}), torch {torch.__version__}, '
           f'{torch.get_num_threads()} CPU threads, {args.jobs} jobs')
-    corpus, data, augment, _ = setup(argv)  # features computed (and cached) here, before any worker reads them
+    corpus, data, augment, _, _ = setup(argv)  # features computed (and cached) here, before any worker reads them
+    default = 'aesdd_fused.json' if args.recipe == 'fused' else 'aesdd.json'
+    out = args.out or str(Path(__file__).parent / 'results' / default)
     print(corpus.summary().splitlines()[-1])
     n_folds = 0 if args.no_loso else len(loso_folds(corpus.column('speaker')))
     jobs = [(argv, 'split', seed) for seed in args.seeds] + [(argv, 'loso', k) for k in range(n_folds)]
@@ -124,13 +159,14 @@ def main(argv=None) -> None:
         for (_, kind, key), r in zip(jobs, (pool.map if pool else map)(run_job, jobs)):
             if kind == 'split':
                 runs.append(r)
+                chosen = f"network weight {r['w']}" if 'w' in r else f"validation {r['val_acc']:.1%}"
                 print(f"study split, seed {key}: test {r['test_acc']:.1%} (UAR {r['test_uar']:.1%}), "
-                      f"validation {r['val_acc']:.1%} at epoch {r['best_epoch']} of {r['epochs']}, "
-                      f"{r['seconds_per_epoch']:.1f} s/epoch")
+                      f"{chosen}, epoch {r['best_epoch']} of {r['epochs']}")
             else:
                 folds.append(r)
+                weight = f", network weight {r['w']}" if 'w' in r else ''
                 print(f"speaker {r['speaker']} held out: test {r['test_acc']:.1%} on {r['n_test']} clips, "
-                      f"epoch {r['best_epoch']} of {r['epochs']}")
+                      f"epoch {r['best_epoch']} of {r['epochs']}{weight}")
     acc = np.array([r['test_acc'] for r in runs])
     loso = np.array([r['test_acc'] for r in folds]) if folds else np.array([np.nan])
 
@@ -140,13 +176,14 @@ def main(argv=None) -> None:
         device=f'{device.type}, {args.threads or torch.get_num_threads()} threads, {args.jobs} jobs',
         seed_split_acc_mean=float(acc.mean()), seed_split_acc_std=float(acc.std()),
         seed_split_acc=acc.tolist(), seed_split_uar_mean=float(np.mean([r['test_uar'] for r in runs])),
-        seed_split_val_acc_mean=float(np.mean([r['val_acc'] for r in runs])),
+        seed_split_val_acc_mean=float(np.mean([r['val_acc'] for r in runs])) if args.recipe == 'cnn' else None,
         loso_acc_mean=float(loso.mean()) if folds else None, loso_acc_std=float(loso.std()) if folds else None,
         loso_per_speaker={r['speaker']: r['test_acc'] for r in folds}, augment=repr(augment), mixup=args.mixup,
+        recipe=args.recipe,
         minutes=(time.perf_counter() - start) / 60,
         commands=['python bench/aesdd.py ' + shlex.join(argv)],
         runs=[slim(r) for r in runs], loso_runs=[slim(r) for r in folds])
-    write_atomic(args.out, json.dumps(record, indent=1))
+    write_atomic(out, json.dumps(record, indent=1))
     print(f'honest test accuracy over seeds {args.seeds}: {acc.mean():.1%} +- {acc.std():.1%}; '
           f'leave-one-speaker-out mean {np.nanmean(loso):.1%}')
     print(f"{Path(args.data).name} seed_split {100 * acc.mean():.1f} loso {100 * np.nanmean(loso):.1f}")
