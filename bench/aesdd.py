@@ -134,7 +134,8 @@ def fused_job(corpus, data, augment, common, X, kind: str, key: int) -> dict:
     start = time.perf_counter()
     r = fused_fold(specs, X, labels, names, speakers, train_idx, val_idx, test_idx, cfg, common['feature_cfg'], augment)
     return dict(speaker=speaker, seed=seed, test_acc=r['accuracy'], test_uar=r['uar'], test_macro_f1=r['macro_f1'],
-                best_epoch=r['best_epoch'], epochs=cfg.epochs, w=r['w'], C=r['C'], n_test=r['n_test'],
+                best_epoch=r['best_epoch'], epochs=cfg.epochs, w=r['w'], C=r['C'], val_acc=r['val_accuracy'],
+                n_test=r['n_test'],
                 confusion=r['confusion'], seconds=time.perf_counter() - start)
 
 
@@ -176,7 +177,7 @@ def main(argv=None) -> None:
         device=f'{device.type}, {args.threads or torch.get_num_threads()} threads, {args.jobs} jobs',
         seed_split_acc_mean=float(acc.mean()), seed_split_acc_std=float(acc.std()),
         seed_split_acc=acc.tolist(), seed_split_uar_mean=float(np.mean([r['test_uar'] for r in runs])),
-        seed_split_val_acc_mean=float(np.mean([r['val_acc'] for r in runs])) if args.recipe == 'cnn' else None,
+        seed_split_val_acc_mean=float(np.mean([r['val_acc'] for r in runs])),
         loso_acc_mean=float(loso.mean()) if folds else None, loso_acc_std=float(loso.std()) if folds else None,
         loso_per_speaker={r['speaker']: r['test_acc'] for r in folds}, augment=repr(augment), mixup=args.mixup,
         recipe=args.recipe,

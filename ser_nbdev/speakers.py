@@ -90,7 +90,7 @@ def fit_linear(Z: np.ndarray, y: np.ndarray, rows, C: float):
     return LogisticRegression(C=C, max_iter=5000).fit(Z[rows], y[rows])
 
 def linear_on_validation(Z: np.ndarray, y: np.ndarray, tr, va, refit, Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0)):
-    "The C of `Cs` that scores best on rows `va` when fitted on `tr` (ties: the smaller), the model refitted on `refit`."
+    "The C of `Cs` best on rows `va` when fitted on `tr` (ties: the smaller), and the model refitted on `refit`."
     C = max(Cs, key=lambda C: (fit_linear(Z, y, tr, C).score(Z[va], y[va]), -C))
     return fit_linear(Z, y, refit, C), C
 
@@ -107,11 +107,13 @@ def fused_fold(specs: Sequence[np.ndarray], X: np.ndarray, labels: Sequence, lab
     p_cnn = lambda idx: predict_logits(model, prepare(pick(idx), cfg.strategy, cfg.inputs)).softmax(1).numpy()
     Z = standardise_by(X, speakers)
     lin, C = linear_on_validation(Z, y, train_idx, val_idx, train_idx)
-    w = fusion_weight(p_cnn(val_idx), lin.predict_proba(Z[val_idx]), y[val_idx])
+    p_val = (p_cnn(val_idx), lin.predict_proba(Z[val_idx]))
+    w = fusion_weight(*p_val, y[val_idx])
     p_lin = fit_linear(Z, y, np.concatenate([train_idx, val_idx]), C).predict_proba(Z[test_idx])
     s = scores(y[test_idx], fuse(p_cnn(test_idx), p_lin, w).argmax(1), len(label_names))
-    return dict(w=w, C=C, best_epoch=history.best_epoch, n_test=len(test_idx), accuracy=s['accuracy'], uar=s['uar'],
-                macro_f1=s['macro_f1'], confusion=s['confusion'].tolist())
+    val_accuracy = float((fuse(*p_val, w).argmax(1) == y[val_idx]).mean())  # what validation saw at that w
+    return dict(w=w, C=C, best_epoch=history.best_epoch, val_accuracy=val_accuracy, n_test=len(test_idx),
+                accuracy=s['accuracy'], uar=s['uar'], macro_f1=s['macro_f1'], confusion=s['confusion'].tolist())
 
 # %% ../nbs/11_speakers.ipynb #b1100037
 EPOCH_RULES = ('best_val_acc', 'smoothed_val_acc', 'min_val_loss', 'last')
