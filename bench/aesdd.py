@@ -135,8 +135,7 @@ def fused_job(corpus, data, augment, common, X, kind: str, key: int) -> dict:
     r = fused_fold(specs, X, labels, names, speakers, train_idx, val_idx, test_idx, cfg, common['feature_cfg'], augment)
     return dict(speaker=speaker, seed=seed, test_acc=r['accuracy'], test_uar=r['uar'], test_macro_f1=r['macro_f1'],
                 best_epoch=r['best_epoch'], epochs=cfg.epochs, w=r['w'], C=r['C'], val_acc=r['val_accuracy'],
-                n_test=r['n_test'],
-                confusion=r['confusion'], seconds=time.perf_counter() - start)
+                n_test=r['n_test'], confusion=r['confusion'], seconds=time.perf_counter() - start)
 
 
 def main(argv=None) -> None:
@@ -160,9 +159,9 @@ def main(argv=None) -> None:
         for (_, kind, key), r in zip(jobs, (pool.map if pool else map)(run_job, jobs)):
             if kind == 'split':
                 runs.append(r)
-                chosen = f"network weight {r['w']}" if 'w' in r else f"validation {r['val_acc']:.1%}"
+                chosen = f", network weight {r['w']}" if 'w' in r else f", {r['seconds_per_epoch']:.1f} s/epoch"
                 print(f"study split, seed {key}: test {r['test_acc']:.1%} (UAR {r['test_uar']:.1%}), "
-                      f"{chosen}, epoch {r['best_epoch']} of {r['epochs']}")
+                      f"validation {r['val_acc']:.1%} at epoch {r['best_epoch']} of {r['epochs']}{chosen}")
             else:
                 folds.append(r)
                 weight = f", network weight {r['w']}" if 'w' in r else ''
