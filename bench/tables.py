@@ -7,8 +7,8 @@ p +- 1.96 * sqrt(s^2 / k + p (1 - p) / n), where s^2 is the variance over seeds 
 and p (1 - p) / n the binomial variance of a test set of n clips (shared by every seed, so not divided by k).
 Leave one speaker out (one run per speaker): the mean over the folds, +- t(0.975, folds - 1) * sd / sqrt(folds), and
 the range over speakers. The rows of chapter 11 come from bench/speakers.py (and, for the recipe at 60 epochs on the
-study's split, bench/aesdd.py's aesdd_e60.json), and the fused recipe's rerun from bench/aesdd.py --recipe fused
-(aesdd_fused.json); a cell whose runs are not finished reads 'not yet run'.
+study's split, bench/aesdd.py's aesdd_e60.json), and the fused recipe from bench/aesdd.py --recipe fused
+(aesdd_fused.json at 60 epochs, aesdd_fused_e120.json at 120); a cell whose runs are not finished reads 'not yet run'.
 """
 import json
 from pathlib import Path
@@ -89,6 +89,9 @@ def main() -> None:
         print(line)
     print(row("the same fused recipe rerun from the library (`bench/aesdd.py --recipe fused --epochs 60`, another CPU)",
               json.loads((RESULTS / 'aesdd_fused.json').read_text())))
+    if (RESULTS / 'aesdd_fused_e120.json').exists():
+        print(row("the fused recipe at the recipe's own 120 epochs (`bench/aesdd.py --recipe fused`)",
+                  json.loads((RESULTS / 'aesdd_fused_e120.json').read_text())))
     print()
     study_table(json.loads((RESULTS / 'study_table_aesdd.json').read_text()))
 
