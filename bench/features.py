@@ -41,8 +41,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from ser_nbdev.data import Corpus, decode_audio, load_audio, load_corpus
 from ser_nbdev.denoise import denoise, gate_sizes
-from ser_nbdev.features import (_logmel, atomic_file, cache_key, corpus_features, default_cache_dir, extract,
-                                mel_groups, save_entry)
+from ser_nbdev.features import (ENTRY_SUFFIX, _logmel, atomic_file, cache_key, corpus_features, default_cache_dir,
+                                extract, mel_groups, save_entry)
 from ser_nbdev.mel import FeatureConfig, log_mel, mel_filterbank
 
 from machine import cpu_name
@@ -202,7 +202,7 @@ def stages(corpus: Corpus, cfg: FeatureConfig, step: int = 4) -> dict:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             feats = [logmel(torch.from_numpy(y)[None], torch.tensor([len(y)]))[0][0].numpy() for y in ys]
     with tempfile.TemporaryDirectory(dir=cache_parent()) as cache:
-        t['save'] = sum(timed(save_entry, Path(cache) / f'{k}.feat', S, k)[1] for k, S in zip(keys, feats))
+        t['save'] = sum(timed(save_entry, Path(cache) / f'{k}{ENTRY_SUFFIX}', S, k)[1] for k, S in zip(keys, feats))
     ops = {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
     fft = ops.pop('aten::_fft_r2c', 0.0)
     mel = ops.pop('aten::mm', 0.0)

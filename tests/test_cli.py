@@ -87,7 +87,6 @@ def test_train_on_new_speakers_then_evaluate(corpus, tmp_path):
     assert r.returncode == 2 and "unknown speaker(s) 7; found: 1, 2, 3, 4" in r.stderr
 
 
-
 def test_loso_fused_scores_every_speaker(corpus, tmp_path, monkeypatch, capsys):
     # the fused recipe of chapter 11 from the command line: a weight per fold, chosen on validation; no checkpoint
     out = tmp_path / "fused"
@@ -103,6 +102,7 @@ def test_loso_fused_scores_every_speaker(corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(__import__("sys").modules, "opensmile", None)  # as if the extra were not installed
     assert main(["loso", "--data", str(corpus), "--recipe", "fused", "--out", str(tmp_path / "x")]) == 2
     assert "pip install 'ser_nbdev[baseline]'" in capsys.readouterr().err
+
 
 def test_predict_missing_checkpoint(tmp_path):
     r = run([tool("ser-nbdev"), "predict", str(tmp_path / "none.pt"), str(tmp_path / "x.wav")], cwd=tmp_path,

@@ -194,24 +194,24 @@ def test_9_a_checkpoint_that_contradicts_itself(corpus, run, capsys):
 
 
 def test_10_written_files_follow_the_umask(run, tmp_path):
-    from ser_nbdev.features import atomic_file, save_entry
+    from ser_nbdev.features import ENTRY_SUFFIX, atomic_file, save_entry
     expected = 0o666 & ~0o027
     old = os.umask(0o027)
     try:
         with atomic_file(tmp_path / "x.json", "w") as f:
             f.write("{}")
-        save_entry(tmp_path / "e.feat", np.zeros((2, 2), np.float32), "k")
+        save_entry(tmp_path / f"e{ENTRY_SUFFIX}", np.zeros((2, 2), np.float32), "k")
     finally:
         os.umask(old)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == expected
-    assert (tmp_path / "e.feat").stat().st_mode & 0o777 == expected
+    assert (tmp_path / f"e{ENTRY_SUFFIX}").stat().st_mode & 0o777 == expected
     figure = (run / "confusion.png").stat().st_mode & 0o777
     assert (run / "model.pt").stat().st_mode & 0o777 == (run / "metrics.json").stat().st_mode & 0o777 == figure
 
 
 def test_11_odd_files_and_interrupts(corpus, run, tmp_path, monkeypatch, capsys):
     import ser_nbdev.cli as cli
-    from ser_nbdev.features import cache_key, corpus_features
+    from ser_nbdev.features import ENTRY_SUFFIX, cache_key, corpus_features
     from ser_nbdev.mel import FeatureConfig
     root = _copy(corpus, tmp_path / "c", lambda rel: rel.parts[0] in ("anger", "fear"))
     latin = Path(os.fsdecode(os.fsencode(root / "fear") + b"/f09 (1)\xe9.flac"))  # a Latin-1 name, not UTF-8
@@ -229,7 +229,8 @@ def test_11_odd_files_and_interrupts(corpus, run, tmp_path, monkeypatch, capsys)
     assert "a file, not a folder" in _argv_error(["inspect", str(corpus / "fear" / "f01 (1).wav")], capsys)
     cfg = FeatureConfig()
     small = load_corpus(_copy(corpus, tmp_path / "s", lambda rel: rel.stem in ("f01 (1)", "a01 (1)")))
-    (tmp_path / "cache" / f"{cache_key(small.clips[0].path, cfg)}.feat").mkdir(parents=True)  # an entry as a folder
+    entry = tmp_path / "cache" / f"{cache_key(small.clips[0].path, cfg)}{ENTRY_SUFFIX}"
+    entry.mkdir(parents=True)  # an entry as a folder
     assert all(s is not None for s in corpus_features(small, cfg, cache_dir=tmp_path / "cache", progress=False))
     one = _copy(corpus, tmp_path / "unk", lambda rel: rel.parts[0] in ("anger", "fear"))
     (one / "calm").mkdir()
