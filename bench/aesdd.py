@@ -48,11 +48,10 @@ from ser_nbdev.augment import TRANSFORMS, Augmenter
 from ser_nbdev.data import carve_speakers, carve_validation, load_corpus, loso_folds, study_split
 from ser_nbdev.experiments import corpus_data, run_experiment, write_atomic
 from ser_nbdev.mel import FeatureConfig
-from ser_nbdev.speakers import fused_fold
+from ser_nbdev.speakers import corpus_egemaps, fused_fold
 from ser_nbdev.train import TrainConfig, pick_device
 
 from machine import corpus_args, cpu_name
-from speakers import egemaps_cached
 
 
 def parser() -> argparse.ArgumentParser:
@@ -102,7 +101,7 @@ def setup(argv: tuple[str, ...]) -> tuple:
                   augment=augment, model=args.model, batch_size=args.batch_size, patience=args.patience,
                   weight_decay=args.weight_decay, schedule=args.schedule, dropout=args.dropout,
                   batch_norm=args.batch_norm, mixup=args.mixup, threads=args.threads)
-    X = egemaps_cached(corpus) if args.recipe == 'fused' else None  # openSMILE's functionals, cached on disk
+    X = corpus_egemaps(corpus) if args.recipe == 'fused' else None  # openSMILE's functionals, cached on disk
     return corpus, data, augment, common, X
 
 

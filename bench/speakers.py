@@ -18,7 +18,7 @@ validation accuracy smoothed over 5 epochs, the lowest validation loss, and the 
 Familiar voices, for comparison: `--split-variants` (`unlabelled`) also train on the study's split (80/20,
 `random_state=42`, validation carved by label with each of `--split-seeds`), as `bench/aesdd.py` does.
 
-The eGeMAPS baseline: openSMILE's 88 eGeMAPSv02 functionals of each clip at 16 kHz (`egemaps`), standardised per
+The eGeMAPS baseline: openSMILE's 88 eGeMAPSv02 functionals of each clip at 16 kHz (`corpus_egemaps`), standardised per
 speaker (or over the training clips, `global`), and a logistic regression whose C is chosen on the validation
 speakers; the same folds. And eGeMAPS on the study's split (3 seeds of validation carving), for familiar voices.
 The functionals are kept in the feature cache, so a second run does not compute them again.
@@ -38,7 +38,6 @@ with the summary (mean over folds and a t interval) and the command. The last li
 import argparse
 import contextlib
 import functools
-import hashlib
 import json
 import multiprocessing
 import os
@@ -51,12 +50,11 @@ import numpy as np
 import torch
 
 from ser_nbdev.augment import Augmenter
-from ser_nbdev.data import carve_speakers, carve_validation, load_audio, load_corpus, loso_folds, study_split
+from ser_nbdev.data import carve_speakers, carve_validation, load_corpus, loso_folds, study_split
 from ser_nbdev.experiments import corpus_data, seed_summary, write_atomic
-from ser_nbdev.features import atomic_file, default_cache_dir
 from ser_nbdev.mel import FeatureConfig
-from ser_nbdev.speakers import (EPOCH_RULES, FUSION_WEIGHTS, band_stats, choose_epoch, egemaps, enrolment, fit_linear,
-                                fuse, fusion_weight, linear_on_validation, normalise_speakers, speaker_stats,
+from ser_nbdev.speakers import (EPOCH_RULES, FUSION_WEIGHTS, band_stats, choose_epoch, corpus_egemaps, enrolment,
+                                fit_linear, fuse, fusion_weight, linear_on_validation, normalise_speakers, speaker_stats,
                                 standardise_by)
 from ser_nbdev.train import TrainConfig, Trainer, encode_labels, predict_logits, prepare, scores
 
@@ -168,19 +166,6 @@ def fold_scores(run: dict, rule: str = 'best_val_acc') -> dict:
     return {m: s[m] for m in ('accuracy', 'uar', 'macro_f1')}
 
 
-def egemaps_cached(corpus) -> np.ndarray:
-    "The corpus's eGeMAPS functionals at 16 kHz, kept in the feature cache (keyed by the files' names, sizes, times)."
-    key = hashlib.sha256('\n'.join(f'{c.path} {c.path.stat().st_size} {c.path.stat().st_mtime_ns}'
-                                    for c in corpus.clips).encode()).hexdigest()[:16]
-    path = default_cache_dir() / f'egemaps-{key}.npy'
-    if path.exists():
-        return np.load(path)
-    X = egemaps([load_audio(c.path, sr=16000)[0] for c in corpus.clips], 16000)
-    with atomic_file(path) as f:
-        np.save(f, X)
-    return X
-
-
 def fusion_fold(run: dict, Z: np.ndarray, y: np.ndarray, train_idx) -> dict:
     """The CNN of `run` and eGeMAPS fused: C and the weight chosen on the run's validation clips with the linear model
     fitted on the rest of `train_idx`, then the linear model refitted on all of it (as the eGeMAPS rows) and the run's
@@ -202,7 +187,7 @@ def fusion(args, runs: list[dict], variant: str = 'unlabelled') -> dict:
     """The speaker-normalised CNN fused with per-speaker eGeMAPS, on the speaker folds and on the study's split:
     each fold's or seed's weight chosen on its validation clips."""
     corpus, _, _, labels, names, speakers = features(args.data)
-    Z, y = standardise_by(egemaps_cached(corpus), speakers), encode_labels(labels, names)
+    Z, y = standardise_by(corpus_egemaps(corpus), speakers), encode_labels(labels, names)
     by_name = {r['speaker']: r for r in runs if r['variant'] == variant and 'val_prob' in r}
     folds, split = [], []
     for speaker, train_idx, _ in loso_folds(speakers):
@@ -224,7 +209,7 @@ def fusion(args, runs: list[dict], variant: str = 'unlabelled') -> dict:
 def egemaps_folds(args) -> dict:
     "The eGeMAPS baseline on the same folds: per-speaker and global standardisation, C chosen on validation."
     corpus, _, _, labels, names, speakers = features(args.data)
-    X = egemaps_cached(corpus)
+    X = corpus_egemaps(corpus)
     y = encode_labels(labels, names)
     out = {}
     for how in ('speaker', 'global'):

@@ -18,7 +18,7 @@ import numpy as np
 
 from .augment import Augmenter
 from .data import (AudioError, Corpus, CorpusError, carve_speakers, carve_validation, check_split,
-                            load_audio, load_corpus, speaker_split, study_split)
+                            load_corpus, speaker_split, study_split)
 from .features import corpus_features, extract, preprocess
 from .mel import FeatureConfig
 from .train import (TrainConfig, evaluate, evaluate_shared, fit, is_main, load_checkpoint, plot_confusion,
@@ -138,9 +138,9 @@ def predict_files(checkpoint: str | Path, files: list[str | Path]) -> list[dict]
 # %% ../nbs/10_cli.ipynb #d4c1a002
 def _fused_folds(corpus: Corpus, cfg: TrainConfig, feature_cfg: FeatureConfig, augment, progress: bool):
     "A function of a held-out speaker that runs its fold of the fused recipe (chapter 11), with the features made once."
-    from .speakers import egemaps, fused_fold  # on use: the eGeMAPS baseline is an optional extra
+    from .speakers import corpus_egemaps, fused_fold  # on use: the eGeMAPS baseline is an optional extra
     specs = corpus_features(corpus, feature_cfg, progress=progress)
-    X = egemaps([load_audio(c.path, sr=16000)[0] for c in corpus.clips], 16000)
+    X = corpus_egemaps(corpus)  # kept on disk beside the log-Mel cache
     labels, speakers = np.array(corpus.column('label')), corpus.column('speaker')
     def fold(s: str) -> dict:
         train_idx, test_idx, val_idx, split = _speaker_parts(corpus, [s], cfg)

@@ -6,14 +6,19 @@ Docs: https://ser-nbdev.github.io/ser_nbdev/speakers.html.md"""
 
 # %% auto #0
 __all__ = ['SD_FLOOR', 'FUSION_WEIGHTS', 'EPOCH_RULES', 'band_stats', 'enrolment', 'speaker_stats', 'normalise_speakers',
-           'standardise_by', 'egemaps', 'fuse', 'fusion_weight', 'fit_linear', 'linear_on_validation', 'fused_fold',
-           'smoothed', 'choose_epoch']
+           'standardise_by', 'egemaps', 'corpus_egemaps', 'fuse', 'fusion_weight', 'fit_linear', 'linear_on_validation',
+           'fused_fold', 'smoothed', 'choose_epoch']
 
 # %% ../nbs/11_speakers.ipynb #b1100004
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from . import __version__
+from .data import load_audio
+from .features import atomic_file, default_cache_dir
 from .train import TrainConfig, encode_labels, fit, predict_logits, prepare, scores
 
 # %% ../nbs/11_speakers.ipynb #b1100012
@@ -57,15 +62,38 @@ def standardise_by(X: np.ndarray, groups: Sequence) -> np.ndarray:
         Z[rows] = (X[rows] - X[rows].mean(axis=0)) / (X[rows].std(axis=0) + 1e-8)
     return Z
 
-def egemaps(ys: Sequence[np.ndarray], sr: int) -> np.ndarray:
-    "openSMILE's 88 eGeMAPSv02 functionals of each waveform, an (N, 88) array (the `baseline` extra)."
+def _opensmile():
+    "The `opensmile` module, imported on use: an optional extra, with its own compiled library."
     try:
-        import opensmile  # on use: an optional extra, with its own compiled library
+        import opensmile
     except ImportError:
         raise ImportError("eGeMAPS needs openSMILE: pip install 'ser_nbdev[baseline]'") from None
+    return opensmile
+
+def egemaps(ys: Sequence[np.ndarray], sr: int) -> np.ndarray:
+    "openSMILE's 88 eGeMAPSv02 functionals of each waveform, an (N, 88) array (the `baseline` extra)."
+    opensmile = _opensmile()
     smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
                             feature_level=opensmile.FeatureLevel.Functionals)
     return np.stack([smile.process_signal(y, sr).to_numpy()[0] for y in ys])
+
+# %% ../nbs/11_speakers.ipynb #b11000c2
+def corpus_egemaps(corpus, sr: int = 16000, cache_dir: str | Path | None = None) -> np.ndarray:
+    "`egemaps` of every clip of `corpus` loaded at `sr`, in order: from the disk cache, or computed and cached."
+    digest = hashlib.sha256(f'{sr} {_opensmile().__version__} {__version__}'.encode())
+    for c in corpus.clips:
+        digest.update(hashlib.sha256(Path(c.path).read_bytes()).digest())
+    path = Path(cache_dir if cache_dir is not None else default_cache_dir()) / f'egemaps-{digest.hexdigest()[:32]}.npy'
+    try:
+        X = np.load(path)
+        if X.shape == (len(corpus.clips), 88):
+            return X
+    except (OSError, ValueError):  # absent, or torn: computed again
+        pass
+    X = egemaps([load_audio(c.path, sr=sr)[0] for c in corpus.clips], sr)
+    with atomic_file(path) as f:
+        np.save(f, X)
+    return X
 
 # %% ../nbs/11_speakers.ipynb #1df67b8c
 FUSION_WEIGHTS = tuple(k / 10 for k in range(11))  # w = 0: the linear model alone; w = 1: the network alone
@@ -110,10 +138,13 @@ def fused_fold(specs: Sequence[np.ndarray], X: np.ndarray, labels: Sequence, lab
     p_val = (p_cnn(val_idx), lin.predict_proba(Z[val_idx]))
     w = fusion_weight(*p_val, y[val_idx])
     p_lin = fit_linear(Z, y, np.concatenate([train_idx, val_idx]), C).predict_proba(Z[test_idx])
-    s = scores(y[test_idx], fuse(p_cnn(test_idx), p_lin, w).argmax(1), len(label_names))
+    p_test = (p_cnn(test_idx), p_lin)
+    s = scores(y[test_idx], fuse(*p_test, w).argmax(1), len(label_names))
     val_accuracy = float((fuse(*p_val, w).argmax(1) == y[val_idx]).mean())  # what validation saw at that w
+    prob = lambda p: dict(cnn=p[0].tolist(), linear=p[1].tolist())  # each clip's class probabilities, both models
     return dict(w=w, C=C, best_epoch=history.best_epoch, val_accuracy=val_accuracy, n_test=len(test_idx),
-                accuracy=s['accuracy'], uar=s['uar'], macro_f1=s['macro_f1'], confusion=s['confusion'].tolist())
+                accuracy=s['accuracy'], uar=s['uar'], macro_f1=s['macro_f1'], confusion=s['confusion'].tolist(),
+                val_prob=prob(p_val), test_prob=prob(p_test))
 
 # %% ../nbs/11_speakers.ipynb #b1100037
 EPOCH_RULES = ('best_val_acc', 'smoothed_val_acc', 'min_val_loss', 'last')

@@ -1,5 +1,7 @@
 """The installed library and its console script, used from outside the repository as a user would."""
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,7 +99,10 @@ def test_loso_fused_scores_every_speaker(corpus, tmp_path, monkeypatch, capsys):
     assert all(0 <= f["w"] <= 1 and f["n_test"] == 10 for f in record["folds"]) and "network weight" in r.stdout
     fold = json.loads((out / "speaker_4" / "metrics.json").read_text())
     assert sum(map(sum, fold["confusion"])) == 10 and "4" not in fold["split"]["val_speakers"]
+    assert all(len(fold["test_prob"][m]) == 10 and len(fold["test_prob"][m][0]) == 5 for m in ("cnn", "linear"))
     assert not list(out.rglob("model.pt"))
+    cached = [np.load(f) for f in (Path(os.environ["SER_NBDEV_CACHE"]) / "features").glob("egemaps-*.npy")]
+    assert any(X.shape == (40, 88) for X in cached)  # the functionals, kept beside the features
     from ser_nbdev.cli import main
     monkeypatch.setitem(__import__("sys").modules, "opensmile", None)  # as if the extra were not installed
     assert main(["loso", "--data", str(corpus), "--recipe", "fused", "--out", str(tmp_path / "x")]) == 2
