@@ -88,7 +88,7 @@ def corpus_egemaps(corpus, sr: int = 16000, cache_dir: str | Path | None = None)
         X = np.load(path)
         if X.shape == (len(corpus.clips), 88):
             return X
-    except (OSError, ValueError):  # absent, or torn: computed again
+    except (OSError, ValueError, EOFError):  # absent, or torn: computed again
         pass
     X = egemaps([load_audio(c.path, sr=sr)[0] for c in corpus.clips], sr)
     with atomic_file(path) as f:

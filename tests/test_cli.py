@@ -109,6 +109,18 @@ def test_loso_fused_scores_every_speaker(corpus, tmp_path, monkeypatch, capsys):
     assert "pip install 'ser_nbdev[baseline]'" in capsys.readouterr().err
 
 
+def test_egemaps_cache_is_rebuilt_when_torn(corpus, tmp_path):
+    # a cut-off cache file (a crash, a full disk) is computed again, not trusted
+    from ser_nbdev.data import load_corpus
+    from ser_nbdev.speakers import corpus_egemaps
+    clips = load_corpus(corpus)
+    X = corpus_egemaps(clips, cache_dir=tmp_path)
+    (entry,) = tmp_path.glob("egemaps-*.npy")
+    for torn in (entry.read_bytes()[:200], b""):
+        entry.write_bytes(torn)
+        assert np.array_equal(corpus_egemaps(clips, cache_dir=tmp_path), X) and np.load(entry).shape == X.shape
+
+
 def test_predict_missing_checkpoint(tmp_path):
     r = run([tool("ser-nbdev"), "predict", str(tmp_path / "none.pt"), str(tmp_path / "x.wav")], cwd=tmp_path,
             check=False)
