@@ -6,9 +6,9 @@ Seed split (the study's 80/20 split, k seeds, one test set of n clips): the mean
 p +- 1.96 * sqrt(s^2 / k + p (1 - p) / n), where s^2 is the variance over seeds (training noise, averaged over k runs)
 and p (1 - p) / n the binomial variance of a test set of n clips (shared by every seed, so not divided by k).
 Leave one speaker out (one run per speaker): the mean over the folds, +- t(0.975, folds - 1) * sd / sqrt(folds), and
-the range over speakers. The rows of chapter 11 come from bench/speakers.py (and, for the recipe at 60 epochs on the
-study's split, bench/aesdd.py's aesdd_e60.json), and the fused recipe from bench/aesdd.py --recipe fused
-(aesdd_fused.json at 60 epochs, aesdd_fused_e120.json at 120); a cell whose runs are not finished reads 'not yet run'.
+the range over speakers. The rows of chapter 11 come from bench/speakers.py, and the fused recipe from bench/aesdd.py
+--recipe fused (aesdd_fused.json at 60 epochs, aesdd_fused_e120.json at 120); a cell whose runs are not finished reads
+'not yet run'.
 """
 import json
 from pathlib import Path
@@ -62,12 +62,12 @@ def loso_cell(folds: list[dict] | None) -> str:
     return f'{100 * q:.1f}% +- {100 * g:.1f} ({100 * min(acc):.0f}% to {100 * max(acc):.0f}% by speaker)'
 
 
-def speaker_rows(record: dict, e60: dict) -> list[str]:
+def speaker_rows(record: dict) -> list[str]:
     "Chapter 11's rows (bench/speakers.py): the recipe with and without speaker normalisation, eGeMAPS, both fused."
     cnn, split = record['cnn'], record.get('cnn_study_split', {})
     return [
         f"| this package's recipe, 60 epochs; new speakers: epoch chosen on other speakers (chapter 11) "
-        f"| {cell(e60['seed_split_acc'])} | {loso_cell(cnn.get('none', {}).get('folds'))} |",
+        f"| {cell(split.get('none', {}).get('accs'))} | {loso_cell(cnn.get('none', {}).get('folds'))} |",
         f"| the same on speaker-normalised log-Mels (chapter 11) "
         f"| {cell(split.get('unlabelled', {}).get('accs'))} | {loso_cell(cnn.get('unlabelled', {}).get('folds'))} |",
         f"| eGeMAPS + logistic regression, standardised per speaker (chapter 11) "
@@ -84,8 +84,7 @@ def main() -> None:
     print(f'| the study\'s best epoch, chosen on the test set (its report) | {STUDY_BEST}% | not run |')
     for name, file in ROWS:
         print(row(name, json.loads((RESULTS / file).read_text())))
-    for line in speaker_rows(json.loads((RESULTS / 'speakers_aesdd.json').read_text()),
-                             json.loads((RESULTS / 'aesdd_e60.json').read_text())):
+    for line in speaker_rows(json.loads((RESULTS / 'speakers_aesdd.json').read_text())):
         print(line)
     print(row("the same fused recipe rerun from the library (`bench/aesdd.py --recipe fused --epochs 60`, another CPU)",
               json.loads((RESULTS / 'aesdd_fused.json').read_text())))
