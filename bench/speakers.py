@@ -54,8 +54,8 @@ from ser_nbdev.data import carve_speakers, carve_validation, load_corpus, loso_f
 from ser_nbdev.experiments import corpus_data, seed_summary, write_atomic
 from ser_nbdev.mel import FeatureConfig
 from ser_nbdev.speakers import (EPOCH_RULES, FUSION_WEIGHTS, band_stats, choose_epoch, corpus_egemaps, enrolment,
-                                fit_linear, fuse, fusion_weight, linear_on_validation, normalise_speakers, speaker_stats,
-                                standardise_by)
+                                fit_linear, fuse, fusion_weight, linear_on_validation, normalise_speakers,
+                                speaker_stats, standardise_by)
 from ser_nbdev.train import TrainConfig, Trainer, encode_labels, predict_logits, prepare, scores
 
 from machine import corpus_args, cpu_name
