@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import ROOT, run, tool
+from conftest import run, tool
 
 
 @pytest.fixture(scope="module")
