@@ -16,13 +16,16 @@ without. `--jobs 2 --threads 1` runs two networks at once, one per core, with th
 --recipe fused`): the network on log-Mels standardised per speaker with their unlabelled clips, fused with a logistic
 regression on eGeMAPS standardised per speaker, C and the weight chosen on each run's validation clips (validation
 speakers in the folds); the test part is scored once. Its record is `aesdd_fused.json` unless `--out` says otherwise.
+`--models K` averages K networks per run (seeds s, s + 1, ..., s + K - 1: a seed ensemble); the record also scores
+the first k of them, k = 1 .. K, each with its own weight chosen on validation, so one record compares 1 to K networks
+(its first network is the run that `--models 1` makes).
 
 Writes `bench/results/aesdd.json` (through a temporary file and one rename) with the exact command that made it.
 The last line reads `<corpus folder> seed_split <A> loso <L>` (percent; `aesdd` for AESDD's folder). A benchmark,
 not a test: it trains 3 + 6 networks.
 
     python bench/aesdd.py --data PATH [--epochs 120] [--seeds 0 1 2] [--transforms time] [--mixup 0.2] [--jobs 2]
-    python bench/aesdd.py --data PATH --recipe fused --epochs 60 [--jobs 2 --threads 1]
+    python bench/aesdd.py --data PATH --recipe fused --epochs 60 [--models 3] [--jobs 2 --threads 1]
 
 Older records, all with `--epochs 60` (the recipe's epochs until then): `aesdd_e60.json` the same augmentation;
 `aesdd_time.json` time masks alone (`--mixup 0`), made before mixup joined the recipe; `aesdd_plain.json` without
@@ -48,8 +51,8 @@ from ser_nbdev.augment import TRANSFORMS, Augmenter
 from ser_nbdev.data import carve_speakers, carve_validation, load_corpus, loso_folds, study_split
 from ser_nbdev.experiments import corpus_data, run_experiment, write_atomic
 from ser_nbdev.mel import FeatureConfig
-from ser_nbdev.speakers import corpus_egemaps, fused_fold
-from ser_nbdev.train import TrainConfig, pick_device
+from ser_nbdev.speakers import corpus_egemaps, fuse, fused_fold, fusion_weight
+from ser_nbdev.train import TrainConfig, encode_labels, pick_device
 
 from machine import corpus_args, cpu_name
 
@@ -85,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--no-loso', action='store_true', help='skip the leave-one-speaker-out folds')
     p.add_argument('--recipe', default='cnn', choices=['cnn', 'fused'],
                    help="the network alone, or fused with eGeMAPS as in chapter 11 (default: %(default)s)")
+    p.add_argument('--models', type=int, default=1, help='with --recipe fused: networks averaged per run')
     p.add_argument('--out', default=None, help='record (default: bench/results/aesdd.json, aesdd_fused.json fused)')
     return p
 
@@ -110,14 +114,14 @@ def run_job(job: tuple) -> dict:
     argv, kind, key = job
     corpus, data, augment, common, X = setup(argv)
     if X is not None:
-        return fused_job(corpus, data, augment, common, X, kind, key)
+        return fused_job(corpus, data, augment, common, X, kind, key, parser().parse_args(argv).models)
     if kind == 'split':
         return run_experiment(seed=key, data=data, **common)
     speaker, train_idx, test_idx = loso_folds(corpus.column('speaker'))[key]
     return dict(speaker=speaker, **run_experiment(seed=0, data=data, split=(train_idx, test_idx), **common))
 
 
-def fused_job(corpus, data, augment, common, X, kind: str, key: int) -> dict:
+def fused_job(corpus, data, augment, common, X, kind: str, key: int, models: int) -> dict:
     "One run of the fused recipe, in the same parts as `run_experiment`'s: validation carved by label or by speaker."
     specs, labels, names = data
     speakers = corpus.column('speaker')
@@ -131,10 +135,30 @@ def fused_job(corpus, data, augment, common, X, kind: str, key: int) -> dict:
         seed = 0
     cfg = TrainConfig(seed=seed, **{k: v for k, v in common.items() if k not in ('feature_cfg', 'augment')})
     start = time.perf_counter()
-    r = fused_fold(specs, X, labels, names, speakers, train_idx, val_idx, test_idx, cfg, common['feature_cfg'], augment)
+    r = fused_fold(specs, X, labels, names, speakers, train_idx, val_idx, test_idx, cfg, common['feature_cfg'], augment,
+                   models=models)
+    y = encode_labels(labels, names)
+    def first(k: int) -> dict:
+        "The fused scores with the first k networks averaged, w chosen again on validation."
+        p = {part: (np.mean(r[f'{part}_prob']['networks'][:k], axis=0), np.array(r[f'{part}_prob']['linear']))
+             for part in ('val', 'test')}
+        w = fusion_weight(*p['val'], y[val_idx])
+        acc = lambda part, rows: float((fuse(*p[part], w).argmax(1) == y[rows]).mean())
+        return dict(models=k, w=w, val_acc=acc('val', val_idx), test_acc=acc('test', test_idx))
     return dict(speaker=speaker, seed=seed, test_acc=r['accuracy'], test_uar=r['uar'], test_macro_f1=r['macro_f1'],
-                best_epoch=r['best_epoch'], epochs=cfg.epochs, w=r['w'], C=r['C'], val_acc=r['val_accuracy'],
-                n_test=r['n_test'], confusion=r['confusion'], seconds=time.perf_counter() - start)
+                best_epoch='/'.join(map(str, r['best_epochs'])), epochs=cfg.epochs, w=r['w'], C=r['C'],
+                val_acc=r['val_accuracy'], n_test=r['n_test'], confusion=r['confusion'],
+                by_models=[first(k) for k in range(1, models + 1)], seconds=time.perf_counter() - start)
+
+
+def by_models(runs: list[dict], folds: list[dict]) -> list[dict]:
+    "Means over the split's seeds and over the folds of the fused scores with 1, 2, ... networks (validation, test)."
+    if not (runs + folds) or 'by_models' not in (runs + folds)[0]:
+        return []
+    mean = lambda rs, k, m: float(np.mean([r['by_models'][k][m] for r in rs])) if rs else None
+    parts = [(part, rs, m) for part, rs in (('seed_split', runs), ('loso', folds)) for m in ('val_acc', 'test_acc')]
+    return [dict(models=k + 1, **{f'{part}_{m}_mean': mean(rs, k, m) for part, rs, m in parts})
+            for k in range(len((runs + folds)[0]['by_models']))]
 
 
 def main(argv=None) -> None:
@@ -178,11 +202,15 @@ def main(argv=None) -> None:
         seed_split_val_acc_mean=float(np.mean([r['val_acc'] for r in runs])),
         loso_acc_mean=float(loso.mean()) if folds else None, loso_acc_std=float(loso.std()) if folds else None,
         loso_per_speaker={r['speaker']: r['test_acc'] for r in folds}, augment=repr(augment), mixup=args.mixup,
-        recipe=args.recipe,
+        recipe=args.recipe, models=args.models, by_models=by_models(runs, folds),
         minutes=(time.perf_counter() - start) / 60,
         commands=['python bench/aesdd.py ' + shlex.join(argv)],
         runs=[slim(r) for r in runs], loso_runs=[slim(r) for r in folds])
     write_atomic(out, json.dumps(record, indent=1))
+    for b in record['by_models']:
+        print(f"{b['models']} network(s) fused: study split {b['seed_split_test_acc_mean']:.1%} (validation "
+              f"{b['seed_split_val_acc_mean']:.1%}), leave one speaker out {b['loso_test_acc_mean'] or np.nan:.1%} "
+              f"(validation {b['loso_val_acc_mean'] or np.nan:.1%})")
     print(f'honest test accuracy over seeds {args.seeds}: {acc.mean():.1%} +- {acc.std():.1%}; '
           f'leave-one-speaker-out mean {np.nanmean(loso):.1%}')
     print(f"{Path(args.data).name} seed_split {100 * acc.mean():.1f} loso {100 * np.nanmean(loso):.1f}")

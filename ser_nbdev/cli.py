@@ -136,7 +136,8 @@ def predict_files(checkpoint: str | Path, files: list[str | Path]) -> list[dict]
     return results
 
 # %% ../nbs/10_cli.ipynb #d4c1a002
-def _fused_folds(corpus: Corpus, cfg: TrainConfig, feature_cfg: FeatureConfig, augment, progress: bool):
+def _fused_folds(corpus: Corpus, cfg: TrainConfig, feature_cfg: FeatureConfig, augment, progress: bool,
+                 models: int):
     "A function of a held-out speaker that runs its fold of the fused recipe (chapter 11), with the features made once."
     from .speakers import corpus_egemaps, fused_fold  # on use: the eGeMAPS baseline is an optional extra
     specs = corpus_features(corpus, feature_cfg, progress=progress)
@@ -145,24 +146,25 @@ def _fused_folds(corpus: Corpus, cfg: TrainConfig, feature_cfg: FeatureConfig, a
     def fold(s: str) -> dict:
         train_idx, test_idx, val_idx, split = _speaker_parts(corpus, [s], cfg)
         res = fused_fold(specs, X, labels, corpus.labels, speakers, train_idx, val_idx, test_idx, cfg, feature_cfg,
-                         augment, progress)
+                         augment, progress, models)
         return dict(res, recipe='fused', split=dict(split, n_train=len(train_idx), n_val=len(val_idx),
                                                      n_test=len(test_idx)))
     return fold
 
 def loso_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None,
                 feature_cfg: FeatureConfig | None = None, augment: Augmenter | None = None,
-                progress: bool = True, recipe: str = 'cnn') -> dict:
+                progress: bool = True, recipe: str = 'cnn', models: int = 1) -> dict:
     "Leave each speaker out in turn (`train_corpus`, or chapter 11's `fused_fold`); the folds, a table, a figure."
     from .experiments import csv_text, seed_summary, write_atomic  # on use, as `experiments`: scipy is slow to import
     out, folds = Path(out), []
     if recipe == 'fused':
-        fold = _fused_folds(corpus, cfg or TrainConfig(), feature_cfg or FeatureConfig(), augment, progress)
+        fold = _fused_folds(corpus, cfg or TrainConfig(), feature_cfg or FeatureConfig(), augment, progress, models)
     for s in corpus.speakers:
         if recipe == 'fused':  # a table of scores per speaker, no checkpoint: the inputs need each speaker's statistics
             res = fold(s)
             _write_json(out / f'speaker_{s}' / 'metrics.json', dict(res, label_names=corpus.labels))
-            folds.append(dict(speaker=s, n_test=res['n_test'], best_epoch=res['best_epoch'], w=res['w'],
+            epochs = '/'.join(map(str, res['best_epochs']))  # one per network
+            folds.append(dict(speaker=s, n_test=res['n_test'], best_epoch=epochs, w=res['w'],
                               accuracy=res['accuracy'], uar=res['uar'], macro_f1=res['macro_f1']))
             continue
         res = train_corpus(corpus, out / f'speaker_{s}', cfg, feature_cfg, augment, progress, test_speakers=[s])
@@ -323,6 +325,8 @@ def cmd_train(args) -> None:
 def cmd_loso(args) -> None:
     "Leave each speaker out in turn: train on the others, score the held-out speaker; a table and a figure."
     _one_process('loso')
+    if args.models > 1 and args.recipe != 'fused':
+        raise OptionError(f'--models {args.models} averages the networks of --recipe fused; the cnn recipe trains one')
     cfg = _train_cfg(args)
     _check_out(args.out, args.overwrite, 'loso.csv')
     corpus = _corpus(args)
@@ -336,7 +340,8 @@ def cmd_loso(args) -> None:
         except ImportError:
             raise MissingExtra("openSMILE is not installed; --recipe fused needs its eGeMAPS features: "
                                "pip install 'ser_nbdev[baseline]'") from None
-    res = loso_corpus(corpus, args.out, cfg, augment=_augmenter(args), progress=not args.quiet, recipe=args.recipe)
+    res = loso_corpus(corpus, args.out, cfg, augment=_augmenter(args), progress=not args.quiet, recipe=args.recipe,
+                      models=args.models)
     for f in res['folds']:
         weight = f", network weight {f['w']}" if 'w' in f else ''
         print(f"speaker {f['speaker']}: accuracy {f['accuracy']:.1%} uar {f['uar']:.1%} "
@@ -642,6 +647,9 @@ def parser() -> argparse.ArgumentParser:
                    help="'cnn': the network alone, a checkpoint per speaker; 'fused': the speaker-normalised network "
                         "fused with eGeMAPS (chapter 11; pip install 'ser_nbdev[baseline]'), scores only "
                         "(default: %(default)s)")
+    p.add_argument('--models', type=_ranged(int, 1), default=1, metavar='K',
+                   help='with --recipe fused: average K networks trained from seeds seed, seed + 1, ... '
+                        '(a seed ensemble; K times the training time) (default: %(default)s)')
     _overwrite(p)
     _training(p, epochs=TrainConfig.epochs)
     _common(p)

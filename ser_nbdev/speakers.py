@@ -12,6 +12,7 @@ __all__ = ['SD_FLOOR', 'FUSION_WEIGHTS', 'EPOCH_RULES', 'band_stats', 'enrolment
 # %% ../nbs/11_speakers.ipynb #b1100004
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -124,27 +125,31 @@ def linear_on_validation(Z: np.ndarray, y: np.ndarray, tr, va, refit, Cs: Sequen
 
 def fused_fold(specs: Sequence[np.ndarray], X: np.ndarray, labels: Sequence, label_names: Sequence[str],
                speakers: Sequence, train_idx, val_idx, test_idx, cfg: TrainConfig, feature_cfg=None,
-               augment=None, progress: bool = False) -> dict:
-    "One fold of the fused recipe: the speaker-normalised CNN and per-speaker eGeMAPS `X`; C and w chosen on `val_idx`."
+               augment=None, progress: bool = False, models: int = 1) -> dict:
+    "One fold of the fused recipe: `models` speaker-normalised CNNs, per-speaker eGeMAPS `X`; C, w chosen on `val_idx`."
     labels, speakers = np.asarray(labels), np.asarray(speakers, dtype=str)
     y = encode_labels(labels, label_names)
     x = normalise_speakers(specs, speakers, speaker_stats(specs, speakers), band_stats([specs[i] for i in train_idx]))
     pick = lambda idx: [x[i] for i in idx]
-    model, history = fit(pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx], cfg, label_names,
-                         feature_cfg, augment=augment, progress=progress)
-    p_cnn = lambda idx: predict_logits(model, prepare(pick(idx), cfg.strategy, cfg.inputs)).softmax(1).numpy()
+    nets = [fit(pick(train_idx), labels[train_idx], pick(val_idx), labels[val_idx], replace(cfg, seed=cfg.seed + k),
+                label_names, feature_cfg, augment=augment, progress=progress) for k in range(models)]
+    each = lambda idx: [predict_logits(m, prepare(pick(idx), cfg.strategy, cfg.inputs)).softmax(1).numpy()
+                        for m, _ in nets]
+    each_val, each_test = each(val_idx), each(test_idx)
     Z = standardise_by(X, speakers)
     lin, C = linear_on_validation(Z, y, train_idx, val_idx, train_idx)
-    p_val = (p_cnn(val_idx), lin.predict_proba(Z[val_idx]))
+    p_val = (np.mean(each_val, axis=0), lin.predict_proba(Z[val_idx]))   # several networks: their mean
     w = fusion_weight(*p_val, y[val_idx])
     p_lin = fit_linear(Z, y, np.concatenate([train_idx, val_idx]), C).predict_proba(Z[test_idx])
-    p_test = (p_cnn(test_idx), p_lin)
+    p_test = (np.mean(each_test, axis=0), p_lin)
     s = scores(y[test_idx], fuse(*p_test, w).argmax(1), len(label_names))
     val_accuracy = float((fuse(*p_val, w).argmax(1) == y[val_idx]).mean())  # what validation saw at that w
-    prob = lambda p: dict(cnn=p[0].tolist(), linear=p[1].tolist())  # each clip's class probabilities, both models
-    return dict(w=w, C=C, best_epoch=history.best_epoch, val_accuracy=val_accuracy, n_test=len(test_idx),
-                accuracy=s['accuracy'], uar=s['uar'], macro_f1=s['macro_f1'], confusion=s['confusion'].tolist(),
-                val_prob=prob(p_val), test_prob=prob(p_test))
+    # each clip's class probabilities: the network (their mean), the linear model, and each network
+    prob = lambda p, e: dict(cnn=p[0].tolist(), linear=p[1].tolist(), networks=[q.tolist() for q in e])
+    return dict(w=w, C=C, best_epochs=[h.best_epoch for _, h in nets], val_accuracy=val_accuracy,
+                n_test=len(test_idx), accuracy=s['accuracy'], uar=s['uar'], macro_f1=s['macro_f1'],
+                confusion=s['confusion'].tolist(),
+                val_prob=prob(p_val, each_val), test_prob=prob(p_test, each_test))
 
 # %% ../nbs/11_speakers.ipynb #b1100037
 EPOCH_RULES = ('best_val_acc', 'smoothed_val_acc', 'min_val_loss', 'last')
