@@ -91,20 +91,23 @@ def test_loso_fused_scores_every_speaker(corpus, tmp_path, monkeypatch, capsys):
     # the fused recipe of chapter 11 from the command line: a weight per fold, chosen on validation; no checkpoint
     out, cache = tmp_path / "fused", tmp_path / "cache"
     monkeypatch.setenv("SER_NBDEV_CACHE", str(cache))  # an empty cache: the check below sees this run's file
-    r = run([tool("ser-nbdev"), "loso", "--data", str(corpus), "--recipe", "fused", "--epochs", "1", "--quiet",
-             "--out", str(out)], cwd=tmp_path)
+    r = run([tool("ser-nbdev"), "loso", "--data", str(corpus), "--recipe", "fused", "--epochs", "1", "--models", "2",
+             "--quiet", "--out", str(out)], cwd=tmp_path)
     record = json.loads((out / "loso.json").read_text())
     assert record["recipe"] == "fused" and [f["speaker"] for f in record["folds"]] == ["1", "2", "3", "4"]
     assert all(0 <= f["w"] <= 1 and f["n_test"] == 10 for f in record["folds"]) and "network weight" in r.stdout
     fold = json.loads((out / "speaker_4" / "metrics.json").read_text())
     assert sum(map(sum, fold["confusion"])) == 10 and "4" not in fold["split"]["val_speakers"]
     assert all(len(fold["test_prob"][m]) == 10 and len(fold["test_prob"][m][0]) == 5 for m in ("cnn", "linear"))
+    assert len(fold["test_prob"]["networks"]) == len(fold["best_epochs"]) == 2  # a seed ensemble of two
     assert not list(out.rglob("model.pt"))
     assert [np.load(f).shape for f in (cache / "features").glob("egemaps-*.npy")] == [(40, 88)]  # beside the features
     from ser_nbdev.cli import main
     monkeypatch.setitem(__import__("sys").modules, "opensmile", None)  # as if the extra were not installed
     assert main(["loso", "--data", str(corpus), "--recipe", "fused", "--out", str(tmp_path / "x")]) == 2
     assert "pip install 'ser_nbdev[baseline]'" in capsys.readouterr().err
+    assert main(["loso", "--data", str(corpus), "--models", "2", "--out", str(tmp_path / "y")]) == 2
+    assert "--recipe fused" in capsys.readouterr().err  # the cnn recipe trains one network
 
 
 def test_egemaps_cache_is_rebuilt_when_torn(corpus, tmp_path):
