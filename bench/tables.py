@@ -92,8 +92,8 @@ def main() -> None:
         print(row("the fused recipe at the recipe's own 120 epochs (`bench/aesdd.py --recipe fused`)",
                   json.loads((RESULTS / 'aesdd_fused_e120.json').read_text())))
     if (RESULTS / 'aesdd_fused_m3.json').exists():
-        print(row("the fused recipe at 60 epochs with three networks averaged, a seed ensemble (chapter 11; "
-                  "`--models 3`)", json.loads((RESULTS / 'aesdd_fused_m3.json').read_text())))
+        print(row("the fused recipe at 60 epochs, three networks averaged (chapter 11, `--models 3`)",
+                  json.loads((RESULTS / 'aesdd_fused_m3.json').read_text())))
     print()
     study_table(json.loads((RESULTS / 'study_table_aesdd.json').read_text()))
 

@@ -151,6 +151,7 @@ def _fused_folds(corpus: Corpus, cfg: TrainConfig, feature_cfg: FeatureConfig, a
                                                      n_test=len(test_idx)))
     return fold
 
+# %% ../nbs/10_cli.ipynb #d4c1a00b
 def loso_corpus(corpus: Corpus, out: str | Path, cfg: TrainConfig | None = None,
                 feature_cfg: FeatureConfig | None = None, augment: Augmenter | None = None,
                 progress: bool = True, recipe: str = 'cnn', models: int = 1) -> dict:
