@@ -164,6 +164,8 @@ def by_models(runs: list[dict], folds: list[dict]) -> list[dict]:
 def main(argv=None) -> None:
     argv = tuple(sys.argv[1:] if argv is None else argv)
     args = corpus_args(parser(), argv)
+    if args.models > 1 and args.recipe != 'fused':
+        parser().error('--models averages the networks of --recipe fused')
     device = pick_device('auto')
     print(f'device: {device.type} ({cpu_name()}), torch {torch.__version__}, '
           f'{torch.get_num_threads()} CPU threads, {args.jobs} jobs')
