@@ -157,9 +157,10 @@ def limits(cfg: FeatureConfig) -> dict:
 def work(cfg: FeatureConfig, native_sr: int) -> dict:
     "What one audio-second asks of each stage: FFT frames, product flops, bytes streamed (counted, not measured)."
     H = mel_filterbank(cfg.sr, cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax, htk=cfg.htk)
-    bins = int(np.flatnonzero(H.any(axis=0)).max()) + 1
+    k = np.flatnonzero(H.any(axis=0))
+    bins = int(k[-1]) + 1 - int(k[0])   # the bins with a weight, as LogMel keeps them
     frames = cfg.sr / cfg.hop_length
-    grouped = sum((m1 - m0) * (k1 - k0) for m0, m1, k0, k1 in mel_groups(H[:, :bins]))
+    grouped = sum((m1 - m0) * (k1 - k0) for m0, m1, k0, k1 in mel_groups(H[:, k[0]:k[-1] + 1]))
     n_gate, hop_gate = gate_sizes(cfg.sr)
     gate_frames = cfg.sr / hop_gate
     # soxr 'HQ': 20-bit (about 120 dB) stop band, pass band to 91.3% of the new Nyquist; Kaiser's estimate of the taps
@@ -167,8 +168,8 @@ def work(cfg: FeatureConfig, native_sr: int) -> dict:
     return dict(
         frames=frames,
         mel_flops=frames * 2 * 2 * grouped,            # each weight twice (Re^2, Im^2), a multiply and an add
-        # frames and window (float64, written), squares (complex128 read, float32 written), six passes over the dB
-        rest_bytes=frames * (8 * cfg.n_fft + 16 * bins + 8 * bins + 6 * 2 * 4 * cfg.n_mels),
+        # the window's taps and the squares (complex128 read, float32 written), six passes over the dB
+        rest_bytes=frames * (16 * bins + 8 * bins + 6 * 2 * 4 * cfg.n_mels),
         gate_frames=2 * gate_frames,                   # a forward and an inverse FFT per frame
         # power, mask, smoothing passes and the overlap-add: about twelve float32 passes over each frame's bins
         gate_bytes=gate_frames * 12 * 4 * (n_gate // 2 + 1),

@@ -35,35 +35,39 @@ def mel_groups(H: np.ndarray, size: int = 16) -> list[tuple[int, int, int, int]]
 
 # %% ../nbs/04b_features.ipynb #98b225c0
 class LogMel(torch.nn.Module):
-    "Batched log-Mel in dB: float64 centred STFT (constant padding), grouped Mel product, per-clip ref = max, floor."
+    "Batched log-Mel in dB: float64 centred STFT, Hann as three taps, grouped Mel product, per-clip ref = max, floor."
     def __init__(self, cfg: FeatureConfig | None = None, fft_dtype: torch.dtype = torch.float64, amin: float = 1e-10):
         super().__init__()
-        self.cfg, self.amin = cfg or FeatureConfig(), amin
+        self.cfg, self.fft_dtype, self.amin = cfg or FeatureConfig(), fft_dtype, amin
         c = self.cfg
         H = mel_filterbank(c.sr, c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, htk=c.htk)
-        self.n_bins = int(np.flatnonzero(H.any(axis=0)).max()) + 1   # bins above fmax have no weight: skip them
-        self.groups = mel_groups(H[:, :self.n_bins])
-        # each weight twice, for Re^2 and Im^2 of its bin: (n_mels, 2 n_bins)
-        self.register_buffer('mel_ri', torch.from_numpy(np.repeat(H[:, :self.n_bins], 2, axis=1)).float(),
+        k = np.flatnonzero(H.any(axis=0))
+        self.bins = (int(k[0]), int(k[-1]) + 1)   # the bins with a weight: the taps and the squares skip the others
+        self.groups = mel_groups(H[:, slice(*self.bins)])
+        # each weight twice, for Re^2 and Im^2 of its bin: (n_mels, 2 bins); a quarter, for the taps' factor 1/2
+        self.register_buffer('mel_ri', torch.from_numpy(np.repeat(H[:, slice(*self.bins)] / 4, 2, axis=1)).float(),
                              persistent=False)
-        self.register_buffer('window', torch.hann_window(c.n_fft, periodic=True, dtype=fft_dtype), persistent=False)
 
     def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "Zero-padded waveforms (B, N) with `lengths` (B,) samples -> S_db (B, n_mels, T) float32 and frames (B,)."
-        c = self.cfg
-        # torch.stft's centred frames with constant padding, cut and transformed as (B, T, n_fft) rows: contiguous
-        # frames FFT faster, and each frame's Re, Im pairs come out side by side
-        frames = F.pad(wave.to(self.window.dtype), (c.n_fft // 2, c.n_fft // 2)).unfold(-1, c.n_fft, c.hop_length)
-        X = torch.fft.rfft(frames * self.window)[..., :self.n_bins]
-        X = torch.view_as_real(X).flatten(-2).flatten(0, 1)   # (B T, 2 n_bins)
-        P = X.float().square_()
+        c, (lo, hi), half = self.cfg, self.bins, self.cfg.n_fft // 2
+        frames = F.pad(wave.to(self.fft_dtype), (half, half)).unfold(-1, c.n_fft, c.hop_length)   # (B, T, n_fft) view
+        X = torch.view_as_real(torch.fft.rfft(frames))   # (B, T, half + 1, 2): Re, Im of the unwindowed frames
+        if lo == 0 or hi > half:   # a weight at 0 Hz or Nyquist: the neighbour beyond is the inner one, conjugated
+            conj = X.new_tensor([1.0, -1.0])
+            X, lo, hi = torch.cat([X[:, :, 1:2] * conj, X, X[:, :, -2:-1] * conj], dim=2), lo + 1, hi + 1
+        # twice the windowed spectrum, X[k] - (X[k-1] + X[k+1]) / 2, with Re, Im side by side: (B T, 2 bins)
+        X_w = torch.add(X[:, :, lo - 1:hi - 1], X[:, :, lo + 1:hi + 1]).mul_(-0.5).add_(X[:, :, lo:hi])
+        P = X_w.flatten(-2).flatten(0, 1).float().square_()
         M = P.new_empty(c.n_mels, len(P))
         for m0, m1, k0, k1 in self.groups:
             torch.mm(self.mel_ri[m0:m1, 2 * k0:2 * k1], P[:, 2 * k0:2 * k1].T, out=M[m0:m1])
         M = M.view(c.n_mels, len(wave), -1).transpose(0, 1)   # (B, n_mels, T)
         frames = 1 + lengths.to(M.device) // c.hop_length
-        pad = (torch.arange(M.shape[2], device=M.device) >= frames[:, None])[:, None, :]
         S_db = M.clamp_(min=self.amin).log10_().mul_(10.0)
+        if int(frames.min()) == S_db.shape[2]:   # no padding frames (a clip alone, or equal lengths)
+            return S_db.sub_(S_db.amax(dim=(1, 2), keepdim=True)).clamp_(min=-c.top_db).contiguous(), frames
+        pad = (torch.arange(S_db.shape[2], device=M.device) >= frames[:, None])[:, None, :]
         ref = S_db.masked_fill(pad, -torch.inf).amax(dim=(1, 2), keepdim=True)   # over the clip's own frames only
         S_db = S_db.sub_(ref).clamp_(min=-c.top_db).masked_fill_(pad, -c.top_db)
         return S_db.contiguous(), frames
@@ -84,7 +88,9 @@ def extract(ys: list[np.ndarray], cfg: FeatureConfig | None = None, device: str 
     "Log-Mel spectrograms (n_mels, T_i) float32 of waveforms at `cfg.sr`, batched by length; CUDA when present."
     cfg = cfg or FeatureConfig()
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    logmel, out = LogMel(cfg).to(device), [None] * len(ys)
+    # on the CPU one module per parameters, kept (appendix): building the filters costs more than a clip's features
+    logmel = _logmel(tuple(asdict(cfg).items())) if device.type == 'cpu' else LogMel(cfg).to(device)
+    out = [None] * len(ys)
 
     def run(idx: list[int]) -> None:
         "Pad the clips `idx` into one batch, extract, and cut each back to its own frames."
@@ -139,6 +145,11 @@ def _one_thread_per_op():
         yield n
     finally:
         torch.set_num_threads(n)
+
+@functools.lru_cache(maxsize=4)
+def _logmel(cfg_items: tuple) -> LogMel:
+    "One CPU `LogMel` per parameters (`asdict(cfg).items()`): building its filters costs more than a clip's features."
+    return LogMel(FeatureConfig(**dict(cfg_items)))
 
 def _run_batches(run, lengths: list[int], batch_size: int, device: torch.device) -> None:
     "Call `run` on every batch of clip indices: in turn on a GPU; on the CPU one clip per batch, one per thread."
@@ -218,11 +229,6 @@ def load_entry(file: Path, key: str, n_mels: int) -> np.ndarray:
 # %% ../nbs/A04b_feature_cache.ipynb #71192076
 _CHUNK = 64  # clips per extraction on a GPU, and how many files the workers may run ahead
 _PER_TASK = 8  # files a worker takes at a time: each round trip through the pool costs the main process CPU
-
-@functools.lru_cache(maxsize=4)
-def _logmel(cfg_items: tuple) -> LogMel:
-    "One CPU `LogMel` per parameters (`asdict(cfg).items()`): building its filters costs more than a clip's features."
-    return LogMel(FeatureConfig(**dict(cfg_items)))
 
 def _clip_features(path: Path, cfg: FeatureConfig) -> np.ndarray:
     "One file's log-Mel (n_mels, T) on the CPU, the clip alone: `preprocess`, then `LogMel` with one thread per op."
