@@ -51,7 +51,7 @@ import torch
 
 from ser_nbdev.augment import Augmenter
 from ser_nbdev.data import carve_speakers, carve_validation, load_corpus, loso_folds, study_split
-from ser_nbdev.experiments import corpus_data, seed_summary, write_atomic
+from ser_nbdev.experiments import corpus_data, seed_summary, split_interval, write_atomic
 from ser_nbdev.mel import FeatureConfig
 from ser_nbdev.speakers import (EPOCH_RULES, FUSION_WEIGHTS, band_stats, choose_epoch, corpus_egemaps, enrolment,
                                 fit_linear, fuse, fusion_weight, linear_on_validation, normalise_speakers,
@@ -59,7 +59,6 @@ from ser_nbdev.speakers import (EPOCH_RULES, FUSION_WEIGHTS, band_stats, choose_
 from ser_nbdev.train import TrainConfig, Trainer, encode_labels, predict_logits, prepare, scores
 
 from machine import corpus_args, cpu_name
-from tables import split_interval
 
 OUT = Path(__file__).resolve().parent / 'results' / 'speakers_aesdd'
 VARIANTS = ('none', 'unlabelled', 'enrol')

@@ -42,13 +42,12 @@ import torch
 
 from ser_nbdev.augment import expand, study_augment
 from ser_nbdev.data import carve_validation, load_corpus, study_split
-from ser_nbdev.experiments import STUDY_RESIZED, corpus_data, write_atomic
+from ser_nbdev.experiments import STUDY_RESIZED, corpus_data, split_interval, write_atomic
 from ser_nbdev.features import atomic_file
 from ser_nbdev.mel import FeatureConfig
 from ser_nbdev.train import STUDY_RECIPE, TrainConfig, Trainer, encode_labels, prepare, validate
 
 from machine import corpus_args, cpu_name
-from tables import split_interval
 
 OUT = Path(__file__).resolve().parent / 'results' / 'study_table_aesdd'
 STUDY_FEATURES = dict(sr=44100, denoise='study')  # librosa.load(sr=None) on 44.1 kHz files, then noisereduce

@@ -3,8 +3,9 @@
     python bench/tables.py
 
 Seed split (the study's 80/20 split, k seeds, one test set of n clips): the mean accuracy p over seeds, and
-p +- 1.96 * sqrt(s^2 / k + p (1 - p) / n), where s^2 is the variance over seeds (training noise, averaged over k runs)
-and p (1 - p) / n the binomial variance of a test set of n clips (shared by every seed, so not divided by k).
+p +- 1.96 * sqrt(s^2 / k + p (1 - p) / n) (`ser_nbdev.experiments.split_interval`, chapter 09), where s^2 is the
+variance over seeds (training noise, averaged over k runs) and p (1 - p) / n the binomial variance of a test set of n
+clips (shared by every seed, so not divided by k).
 Leave one speaker out (one run per speaker): the mean over the folds, +- t(0.975, folds - 1) * sd / sqrt(folds), and
 the range over speakers. The rows of chapter 11 come from bench/speakers.py, and the fused recipe from bench/aesdd.py
 --recipe fused (aesdd_fused.json at 60 epochs, aesdd_fused_e120.json at 120); a cell whose runs are not finished reads
@@ -16,18 +17,13 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from ser_nbdev.experiments import split_interval
+
 RESULTS = Path(__file__).resolve().parent / 'results'
 STUDY_BEST = 74.38  # the study's report, its summary table: 3 layers, batch size 1, chosen on the test set
 ROWS = (("the study's 3-layer network in length buckets with batch norm (60 epochs), chosen on validation",
          'aesdd_study.json'),
         ("this package's recipe (chapter 08), chosen on validation", 'aesdd.json'))
-
-
-def split_interval(accs: list[float], n_test: int) -> tuple[float, float]:
-    "Mean accuracy over seeds and the half-width of its 95% interval (seeds and test clips)."
-    p, k = float(np.mean(accs)), len(accs)
-    s2 = float(np.var(accs, ddof=1)) if k > 1 else 0.0
-    return p, 1.96 * np.sqrt(s2 / k + p * (1 - p) / n_test)
 
 
 def loso_interval(per_speaker: list[float]) -> tuple[float, float]:
